@@ -1,0 +1,188 @@
+"""YAML configs: loading, one level of ``extends``, ``key.sub=value`` overrides, validation, resolved copies.
+
+A config is plain data. Component nodes are mappings with a ``type`` key naming a registered component; the
+key a node sits under says its kind (``tokenizer:`` → tokenizers, ``losses:`` → a list of losses, ...).
+Validation walks the whole tree and reports every problem at once, each with its config path, before
+anything is built.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vatt.registry import ConfigError, Entry, check_kwargs, registry, RegistryError, UserError
+
+# The key a component node sits under → its registry kind.
+NODE_KINDS = {
+    "tokenizer": "tokenizers", "backbone": "backbones", "shared_backbone": "backbones", "head": "heads",
+    "losses": "losses", "evaluators": "evaluators", "optimizer": "optimizers", "schedule": "schedules",
+    "train": "datasets", "eval": "datasets", "datasets": "datasets",
+}
+
+
+def load(path: str | os.PathLike, overrides: list[str] = ()) -> dict:
+    """Read a config file, merge it over the file it ``extends`` (one level), then apply overrides."""
+    path = Path(path)
+    cfg = _read_yaml(path)
+    parent_name = cfg.pop("extends", None)
+    if parent_name is not None:
+        parent_path = (path.parent / parent_name).resolve()
+        parent = _read_yaml(parent_path)
+        if "extends" in parent:
+            raise UserError(f"{path}: extends {parent_name}, which itself extends {parent['extends']}; "
+                            f"only one level of extends is allowed")
+        cfg = merge(parent, cfg)
+    for text in overrides:
+        apply_override(cfg, text)
+    return cfg
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a config must be a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def merge(base: dict, update: dict) -> dict:
+    """``update`` over ``base``: mappings merge key by key, anything else (lists included) is replaced."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def apply_override(cfg: dict, text: str) -> None:
+    """Apply ``a.b.c=value`` (value parsed as YAML; list items by index, ``losses.0.weight=2``)."""
+    if "=" not in text:
+        raise UserError(f"override {text!r} is not of the form key.sub=value")
+    dotted, raw = text.split("=", 1)
+    keys = [k for k in dotted.strip().split(".")]
+    if not all(keys):
+        raise UserError(f"override {text!r}: empty key in {dotted!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise UserError(f"override {text!r}: value is not valid YAML: {exc}") from None
+    node: Any = cfg
+    for depth, key in enumerate(keys[:-1]):
+        here = ".".join(keys[: depth + 1])
+        if isinstance(node, list):
+            node = node[_list_index(node, key, here, text)]
+            continue
+        if node.get(key) is None:
+            node[key] = {}
+        if not isinstance(node[key], (dict, list)):
+            raise UserError(f"override {text!r}: {here} is {node[key]!r}, not a mapping")
+        node = node[key]
+    last = keys[-1]
+    if isinstance(node, list):
+        node[_list_index(node, last, dotted, text)] = value
+    else:
+        node[last] = value
+
+
+def _list_index(items: list, key: str, where: str, text: str) -> int:
+    if not key.isdigit() or int(key) >= len(items):
+        raise UserError(f"override {text!r}: {where} needs a list index below {len(items)}, got {key!r}")
+    return int(key)
+
+
+def dump(cfg: dict) -> str:
+    return yaml.safe_dump(cfg, sort_keys=False, default_flow_style=None)
+
+
+def save_resolved(cfg: dict, path: str | os.PathLike) -> None:
+    """Write the resolved config (extends merged, overrides applied) atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(dump(cfg))
+    os.replace(tmp, path)
+
+
+# validation -----------------------------------------------------------------------------------------
+def check_section(schema: type, value: Any, where: str) -> list[str]:
+    """Check a plain settings mapping against a dataclass's fields (unknown, missing, simple types)."""
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        return [f"{where}: expected a mapping of {schema.__name__} settings, got {value!r}"]
+    return check_kwargs(Entry("settings", where, schema), value, where)
+
+
+def component_nodes(cfg: Any, where: str = "") -> list[tuple[str, str, dict]]:
+    """Every (config path, kind, node) in the tree, found by the key each node sits under."""
+    found = []
+    if isinstance(cfg, dict):
+        for key, value in cfg.items():
+            path = f"{where}.{key}" if where else str(key)
+            kind = NODE_KINDS.get(key)
+            if kind and isinstance(value, list):
+                for i, item in enumerate(value):
+                    found.append((f"{path}.{i}", kind, item))
+                    found += component_nodes(item, f"{path}.{i}")
+            elif kind and value is not None:
+                found.append((path, kind, value))
+                found += component_nodes(value, path)
+            else:
+                found += component_nodes(value, path)
+    return found
+
+
+def check_components(cfg: dict, *, reserved: dict[str, set] | None = None,
+                     injected: dict[str, set] | None = None) -> list[str]:
+    """Resolve every component node's name and check its keys against the component's signature."""
+    reserved, injected = reserved or {}, injected or {}
+    problems: list[str] = []
+    for path, kind, node in component_nodes(cfg):
+        if not isinstance(node, dict) or "type" not in node:
+            problems.append(f"{path}: a {kind[:-1]} needs a mapping with a 'type' key, got {node!r}")
+            continue
+        try:
+            entry = registry(kind).get(str(node["type"]), where=f"{path}.type")
+        except RegistryError as exc:
+            problems.append(str(exc))
+            continue
+        own = reserved.get(kind, set()) | {"type"}
+        kwargs = {k: v for k, v in node.items() if k not in own and not _is_nested_node(k, v)}
+        problems += check_kwargs(entry, kwargs, path, injected.get(kind, set()))
+    return problems
+
+
+def _is_nested_node(key: str, value: Any) -> bool:
+    # a mixture dataset's children are nodes of their own, checked on their own
+    return key in NODE_KINDS and isinstance(value, (list, dict))
+
+
+def check_top_level(cfg: dict, sections: set[str]) -> list[str]:
+    problems = []
+    for key in cfg:
+        if key not in sections:
+            close = difflib.get_close_matches(key, sorted(sections), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append(f"{key}: unknown top-level section{hint} (valid: {', '.join(sorted(sections))})")
+    return problems
+
+
+def raise_if(problems: list[str], source: str | None = None) -> None:
+    if problems:
+        raise ConfigError(problems, source)
+
+
+def fields_of(schema: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(schema)}

@@ -1,0 +1,305 @@
+"""Names → components, one registry per kind.
+
+Built-in components register themselves with the ``@register(kind, name)`` decorator when their module is
+imported (``vatt/components.py`` lists those modules; they are imported on first use). Plugins are installed
+packages that declare entry points in the group ``vatt.<kind>``: the entry point's name is the component's
+name and its value ``module:object`` the component. A plugin is imported only when one of its names is looked
+up or ``--list`` asks for everything, and a plugin that fails to import breaks nothing but its own names.
+
+A config node names a component by registered name only (``{"type": "vit_base", ...}``), so nothing in a
+YAML file can import or run arbitrary code.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.metadata as metadata
+import inspect
+import threading
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+KINDS = ("tokenizers", "backbones", "heads", "losses", "evaluators", "datasets", "optimizers",
+         "schedules", "tasks")
+BUILTINS_MODULE = "vatt.components"
+
+
+class UserError(Exception):
+    """A mistake in the user's input: `vatt.run` prints the message and exits non-zero, no traceback."""
+
+
+class ConfigError(UserError):
+    """Every problem found in a config, each with its config path, reported at once."""
+
+    def __init__(self, problems: Iterable[str], source: str | None = None):
+        self.problems = list(problems)
+        self.source = source
+        head = f"{len(self.problems)} problem(s) in config" + (f" {source}" if source else "") + ":"
+        super().__init__("\n".join([head] + [f"  - {p}" for p in self.problems]))
+
+
+class RegistryError(UserError):
+    """A name that cannot be resolved, or two components that claim the same name."""
+
+
+@dataclass
+class Entry:
+    kind: str
+    name: str
+    obj: Callable[..., Any]
+    provider: str = "vatt"          # distribution that ships it
+    version: str = ""
+    example: dict = field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        return f"{getattr(self.obj, '__module__', '?')}:{getattr(self.obj, '__qualname__', repr(self.obj))}"
+
+
+@dataclass
+class PluginFailure:
+    kind: str
+    name: str
+    provider: str
+    error: BaseException
+
+
+class Registry:
+    """The components of one kind: decorator-registered built-ins plus lazily loaded entry points."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.group = f"vatt.{kind}"
+        self._entries: dict[str, Entry] = {}
+        self._failures: dict[str, PluginFailure] = {}
+
+    def add(self, entry: Entry) -> None:
+        taken = self._entries.get(entry.name)
+        if taken is not None and taken.obj is not entry.obj:
+            raise RegistryError(
+                f"{self.kind} name {entry.name!r} is registered twice: by {taken.source} "
+                f"(package {taken.provider}) and by {entry.source} (package {entry.provider})")
+        if taken is not None and not entry.example:
+            entry.example = taken.example
+        self._entries[entry.name] = entry
+
+    # entry points -----------------------------------------------------------------------------------
+    def _entry_points(self) -> dict[str, list[metadata.EntryPoint]]:
+        found: dict[str, list[metadata.EntryPoint]] = {}
+        for ep in metadata.entry_points(group=self.group):
+            found.setdefault(ep.name, [])
+            if all(_dist_name(other) != _dist_name(ep) for other in found[ep.name]):
+                found[ep.name].append(ep)
+        return found
+
+    def _load_entry_point(self, name: str, candidates: list[metadata.EntryPoint]) -> None:
+        if len(candidates) > 1:
+            claims = ", ".join(f"{_dist_name(ep)} ({ep.value})" for ep in candidates)
+            raise RegistryError(f"{self.kind} name {name!r} is claimed by several plugins: {claims}; "
+                                f"uninstall one of them")
+        ep = candidates[0]
+        try:
+            obj = ep.load()
+        except Exception as exc:  # a broken plugin must not break the rest of vatt
+            self._failures[name] = PluginFailure(self.kind, name, _dist_name(ep), exc)
+            return
+        dist = ep.dist
+        example = getattr(obj, "vatt_example", None) or {}
+        self.add(Entry(self.kind, name, obj, provider=_dist_name(ep),
+                       version=dist.version if dist else "", example=dict(example)))
+
+    # lookup -----------------------------------------------------------------------------------------
+    def get(self, name: str, where: str | None = None) -> Entry:
+        ensure_builtins()
+        if name in self._entries:
+            return self._entries[name]
+        candidates = self._entry_points().get(name)
+        if candidates:
+            self._load_entry_point(name, candidates)
+            if name in self._entries:
+                return self._entries[name]
+        raise self._unknown(name, where)
+
+    def _unknown(self, name: str, where: str | None) -> RegistryError:
+        failure = self._failures.get(name)
+        at = f" (at {where})" if where else ""
+        if failure is not None:
+            err = RegistryError(f"{self.kind} {name!r}{at} comes from plugin {failure.provider}, which failed "
+                                f"to import: {type(failure.error).__name__}: {failure.error}")
+            err.__cause__ = failure.error
+            return err
+        known = sorted(set(self._entries) | set(self._entry_points()))
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        msg = f"unknown {self.kind[:-1]} {name!r}{at}."
+        msg += f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        msg += f" Registered {self.kind}: {', '.join(known) or 'none'}."
+        broken = [f for f in self._failures.values()]
+        if broken:
+            msg += " Plugins that failed to import: " + "; ".join(
+                f"{f.provider} ({f.name}: {type(f.error).__name__}: {f.error})" for f in broken)
+            err = RegistryError(msg)
+            err.__cause__ = broken[0].error
+            return err
+        return RegistryError(msg)
+
+    def entries(self) -> list[Entry]:
+        """Every component of this kind, importing all plugins (for --list and contract tests)."""
+        ensure_builtins()
+        for name, candidates in self._entry_points().items():
+            if name not in self._entries and name not in self._failures:
+                try:
+                    self._load_entry_point(name, candidates)
+                except RegistryError as exc:
+                    self._failures[name] = PluginFailure(self.kind, name, "several", exc)
+        return [self._entries[n] for n in sorted(self._entries)]
+
+    def failures(self) -> list[PluginFailure]:
+        return list(self._failures.values())
+
+    def names(self) -> list[str]:
+        ensure_builtins()
+        return sorted(set(self._entries) | set(self._entry_points()))
+
+
+def _dist_name(ep: metadata.EntryPoint) -> str:
+    return ep.dist.name if ep.dist is not None else "?"
+
+
+REGISTRIES: dict[str, Registry] = {kind: Registry(kind) for kind in KINDS}
+_builtins_lock = threading.RLock()
+_builtins_state = {"loaded": False}
+
+
+def ensure_builtins() -> None:
+    """Import vatt's own component modules once, so their decorators have run."""
+    with _builtins_lock:
+        if _builtins_state["loaded"]:
+            return
+        _builtins_state["loaded"] = True
+        importlib.import_module(BUILTINS_MODULE)
+
+
+def registry(kind: str) -> Registry:
+    if kind not in REGISTRIES:
+        raise ValueError(f"unknown component kind {kind!r}; kinds are {', '.join(KINDS)}")
+    return REGISTRIES[kind]
+
+
+def register(kind: str, name: str, *, example: dict | None = None):
+    """Decorator: register a class or factory function under ``name`` in the registry of ``kind``.
+
+    ``example`` holds the smallest valid keyword arguments; the contract tests build every registered
+    component from it, and ``--list`` shows it.
+    """
+    reg = registry(kind)
+
+    def decorate(obj):
+        if not callable(obj):
+            raise TypeError(f"@register({kind!r}, {name!r}) needs a class or function, got {obj!r}")
+        provider, version = _provider_of(obj)
+        reg.add(Entry(kind, name, obj, provider=provider, version=version, example=dict(example or {})))
+        return obj
+
+    return decorate
+
+
+def _provider_of(obj) -> tuple[str, str]:
+    top = getattr(obj, "__module__", "").split(".")[0]
+    dists = metadata.packages_distributions().get(top) or [top]
+    try:
+        return dists[0], metadata.version(dists[0])
+    except metadata.PackageNotFoundError:
+        return dists[0], ""
+
+
+def get(kind: str, name: str, where: str | None = None) -> Entry:
+    return registry(kind).get(name, where)
+
+
+# signature checks ----------------------------------------------------------------------------------
+def parameters(obj) -> dict[str, inspect.Parameter]:
+    """Keyword parameters a config node may set for this component (``self`` and *args excluded)."""
+    sig = inspect.signature(obj)
+    return {p.name: p for p in sig.parameters.values()
+            if p.kind not in (inspect.Parameter.VAR_POSITIONAL,)}
+
+
+def check_kwargs(entry: Entry, kwargs: dict, where: str, injected: Iterable[str] = ()) -> list[str]:
+    """All mismatches between ``kwargs`` and the component's signature, each naming its config path."""
+    params = parameters(entry.obj)
+    injected = set(injected)
+    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    named = {n: p for n, p in params.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    problems = []
+    for key in kwargs:
+        if key in injected:
+            problems.append(f"{where}.{key}: set by the task, not by the config (remove it)")
+        elif key not in named and not accepts_any:
+            close = difflib.get_close_matches(key, list(named), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            valid = ", ".join(n for n in named if n not in injected)
+            problems.append(f"{where}.{key}: {entry.name} has no argument {key!r}{hint} (valid: {valid})")
+    hints = _type_hints(entry.obj)
+    for key, value in kwargs.items():
+        bad = key in named and _type_mismatch(hints.get(key), value)
+        if bad:
+            problems.append(f"{where}.{key}: expected {bad}, got {value!r}")
+    for name, p in named.items():
+        if p.default is inspect.Parameter.empty and name not in kwargs and name not in injected:
+            problems.append(f"{where}: {entry.name} needs {name!r}")
+    return problems
+
+
+def _type_hints(obj) -> dict:
+    target = obj.__init__ if inspect.isclass(obj) else obj
+    try:
+        return typing.get_type_hints(target)
+    except Exception:  # unresolvable annotations only lose the type check
+        return {}
+
+
+_SIMPLE = {int: (int,), float: (int, float), str: (str,), bool: (bool,)}
+
+
+def _type_mismatch(hint, value) -> str | None:
+    """Name of the expected type when ``value`` plainly does not fit a simple annotation."""
+    if hint is None or value is None:
+        return None
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, _union_type()) else (hint,)
+    simple = [o for o in options if o in _SIMPLE]
+    if len(simple) != len(options):
+        return None  # containers, tensors, unions with non-simple types: not checked here
+    for o in simple:
+        ok = _SIMPLE[o]
+        if isinstance(value, ok) and not (o is not bool and isinstance(value, bool)):
+            return None
+    return " or ".join(o.__name__ for o in simple)
+
+
+def _union_type():
+    import types
+    return types.UnionType
+
+
+def build(kind: str, node: dict, where: str, *, reserved: Iterable[str] = (), **injected):
+    """Construct the component a config node names; ``reserved`` keys belong to the caller."""
+    entry = get(kind, node["type"], where)
+    kwargs = {k: v for k, v in node.items() if k != "type" and k not in set(reserved)}
+    problems = check_kwargs(entry, kwargs, where, injected)
+    if problems:
+        raise ConfigError(problems)
+    return entry.obj(**kwargs, **injected)
+
+
+def describe(entry: Entry) -> str:
+    doc = inspect.getdoc(entry.obj) or ""
+    return doc.splitlines()[0] if doc else ""
+
+
+def all_entries(kinds: Iterable[str] = KINDS) -> dict[str, list[Entry]]:
+    return {kind: registry(kind).entries() for kind in kinds}
+
+
+__all__ = ["KINDS", "UserError", "ConfigError", "RegistryError", "Entry", "Registry", "register", "registry",
+           "get", "build", "check_kwargs", "parameters", "all_entries", "describe", "ensure_builtins"]

@@ -1,0 +1,132 @@
+"""Turning validated config nodes into objects: the model, loss terms, data, optimiser and schedule.
+
+Components never read configs; this module is where config nodes meet constructors, and where values
+one component needs from another are passed on (a tokenizer's width is its backbone's width).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from vatt.registry import UserError, build
+
+
+@dataclass
+class ModalitySettings:
+    """One modality of the model: how its input is tokenized, encoded and projected."""
+    tokenizer: dict
+    head: dict
+    backbone: dict | None = None     # omitted when the model has a shared_backbone
+    droptoken: float = 0.0           # share of tokens DropToken removes in training
+    per_sample_drop: bool = False    # False: one draw per batch, as the release does
+
+
+@dataclass
+class ModelSettings:
+    modalities: dict
+    shared_backbone: dict | None = None  # the modality-agnostic VATT-MA: one transformer for all
+
+
+def check_model(model_cfg: dict | None) -> list[str]:
+    """Structure problems the signature checks can't see (which modalities, shared vs own backbones)."""
+    from vatt.config import check_section
+    if not isinstance(model_cfg, dict) or not isinstance(model_cfg.get("modalities"), dict):
+        return ["model.modalities: needs a mapping of modality name → {tokenizer, backbone, head}"]
+    problems = []
+    shared = model_cfg.get("shared_backbone") is not None
+    for name, mod in model_cfg["modalities"].items():
+        where = f"model.modalities.{name}"
+        problems += check_section(ModalitySettings, mod, where)
+        if not isinstance(mod, dict):
+            continue
+        if shared and mod.get("backbone") is not None:
+            problems.append(f"{where}.backbone: the model has a shared_backbone; remove this one")
+        if not shared and mod.get("backbone") is None:
+            problems.append(f"{where}.backbone: missing (or set model.shared_backbone)")
+        rate = mod.get("droptoken", 0.0)
+        if isinstance(rate, (int, float)) and not 0.0 <= rate < 1.0:
+            problems.append(f"{where}.droptoken: must be in [0, 1), got {rate}")
+    return problems
+
+
+def build_model(model_cfg: dict):
+    """The MultimodalModel a validated ``model`` section describes."""
+    from vatt.models.multimodal import MultimodalModel, Tower
+    shared_node = model_cfg.get("shared_backbone")
+    shared = build("backbones", shared_node, "model.shared_backbone") if shared_node else None
+    towers, heads = {}, {}
+    for name, mod in model_cfg["modalities"].items():
+        where = f"model.modalities.{name}"
+        backbone = shared if shared is not None else build("backbones", mod["backbone"], f"{where}.backbone")
+        tokenizer = build("tokenizers", mod["tokenizer"], f"{where}.tokenizer", dim=backbone.width)
+        towers[name] = Tower(tokenizer, backbone, droptoken_rate=float(mod.get("droptoken", 0.0)),
+                             per_sample_drop=bool(mod.get("per_sample_drop", False)),
+                             adapter=shared is not None)
+        heads[name] = build("heads", mod["head"], f"{where}.head", in_dim=towers[name].out_dim)
+    return MultimodalModel(towers, heads)
+
+
+@dataclass
+class LossTerm:
+    """One weighted contrastive term between two embeddings, e.g. video.va against audio.va."""
+    fn: Any
+    inputs: tuple[tuple[str, str], tuple[str, str]]
+    weight: float = 1.0
+    name: str = ""
+    masks: tuple[str, ...] = field(default_factory=tuple)
+
+    def __call__(self, outputs: dict, batch: dict) -> torch.Tensor:
+        (ma, sa), (mb, sb) = self.inputs
+        mask = None
+        for key in self.masks:
+            if key in batch:
+                mask = batch[key] if mask is None else mask & batch[key]
+        return self.fn(outputs[ma][sa], outputs[mb][sb], mask)
+
+
+def check_losses(losses: Any, modalities: dict) -> list[str]:
+    if not isinstance(losses, list) or not losses:
+        return ["losses: needs a list of loss terms, e.g. {type: nce, inputs: [video.va, audio.va]}"]
+    problems = []
+    for i, node in enumerate(losses):
+        inputs = node.get("inputs") if isinstance(node, dict) else None
+        where = f"losses.{i}.inputs"
+        if not (isinstance(inputs, list) and len(inputs) == 2 and all(isinstance(x, str) for x in inputs)):
+            problems.append(f"{where}: needs two embeddings as [modality.space, modality.space], got {inputs!r}")
+            continue
+        for ref in inputs:
+            modality = ref.split(".")[0]
+            if "." not in ref or modality not in modalities:
+                problems.append(f"{where}: {ref!r} does not name a modality of the model "
+                                f"({', '.join(modalities)}) and a space, like 'video.va'")
+        weight = node.get("weight", 1.0)
+        if not isinstance(weight, (int, float)) or weight < 0:
+            problems.append(f"losses.{i}.weight: must be a non-negative number, got {weight!r}")
+    return problems
+
+
+def build_losses(losses: list[dict]) -> list[LossTerm]:
+    terms = []
+    for i, node in enumerate(losses):
+        fn = build("losses", node, f"losses.{i}", reserved=("inputs", "weight"))
+        a, b = (tuple(ref.split(".", 1)) for ref in node["inputs"])
+        masks = tuple(f"{m}_mask" for m in dict.fromkeys((a[0], b[0])))
+        terms.append(LossTerm(fn, (a, b), float(node.get("weight", 1.0)),
+                              name=f"{node['type']}/{a[0]}_{b[0]}", masks=masks))
+    return terms
+
+
+def build_dataset(node: dict | None, where: str):
+    if node is None:
+        raise UserError(f"{where}: no dataset configured")
+    return build("datasets", node, where)
+
+
+def total_loss(terms: list[LossTerm], outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+    """(Σ w·L) / Σ w, and each term's value for logging."""
+    values = {t.name: t(outputs, batch) for t in terms}
+    weight = sum(t.weight for t in terms)
+    loss = sum(t.weight * values[t.name] for t in terms) / weight
+    return loss, {f"loss/{k}": float(v.detach()) for k, v in values.items()}
