@@ -11,12 +11,31 @@ import copy
 import dataclasses
 import difflib
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from vatt.registry import ConfigError, Entry, check_kwargs, registry, RegistryError, UserError
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads ``1e-4`` as a string; configs are full of such learning rates, so read them as floats."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                |[-+]?\.(?:inf|Inf|INF)
+                |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def parse_yaml(text: str):
+    return yaml.load(text, Loader=_Loader)
+
 
 # The key a component node sits under → its registry kind.
 NODE_KINDS = {
@@ -47,7 +66,7 @@ def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = parse_yaml(path.read_text())
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
@@ -75,7 +94,7 @@ def apply_override(cfg: dict, text: str) -> None:
     if not all(keys):
         raise UserError(f"override {text!r}: empty key in {dotted!r}")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = parse_yaml(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
         raise UserError(f"override {text!r}: value is not valid YAML: {exc}") from None
     node: Any = cfg

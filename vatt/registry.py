@@ -267,6 +267,7 @@ def _type_mismatch(hint, value) -> str | None:
     if hint is None or value is None:
         return None
     options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, _union_type()) else (hint,)
+    options = tuple(o for o in options if o is not type(None))
     simple = [o for o in options if o in _SIMPLE]
     if len(simple) != len(options):
         return None  # containers, tensors, unions with non-simple types: not checked here

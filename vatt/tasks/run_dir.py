@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import torch
-import yaml
 
 from vatt import config as cfglib
 from vatt.registry import UserError
@@ -26,7 +25,7 @@ def prepare_run_dir(directory: str | None, config_path: Path | None, cfg: dict) 
         raise UserError(f"run.dir: cannot create {run_dir}: {exc.strerror}") from None
     saved = run_dir / RESOLVED_CONFIG
     if saved.is_file():
-        previous = yaml.safe_load(saved.read_text()) or {}
+        previous = cfglib.parse_yaml(saved.read_text()) or {}
         changed = sorted(_changed_keys(previous, cfg))
         if changed:
             print(f"warning: {saved} differs from this run's config at {', '.join(changed[:8])}"
