@@ -1,0 +1,7 @@
+"""Evaluators: registered components (kind "evaluators") with ``run(model, dataset) -> dict`` of flat metrics.
+
+Importing this package registers the built-in evaluators.
+"""
+from vatt.evaluators.retrieval import ZeroShotRetrieval
+
+__all__ = ["ZeroShotRetrieval"]

@@ -1,0 +1,99 @@
+"""Zero-shot text→video retrieval (MSR-VTT, YouCook2 style): each caption searches all videos of a dataset.
+
+The model is used as it comes out of pre-training: no fine-tuning, only the common video-text space. Both
+sides are L2-normalised and compared by cosine similarity; ranks and recalls follow `vatt.metrics`
+(1-based ranks, ties counted against the model, recalls as fractions in [0, 1]).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from vatt.metrics import retrieval_metrics
+from vatt.registry import register
+
+REPORTED = ("R@1", "R@5", "R@10", "median_rank")
+
+
+@register("evaluators", "zero_shot_retrieval", example={"batch_size": 4})
+class ZeroShotRetrieval:
+    """Text→video retrieval over a dataset of clips with captions; query i's true video is video i.
+
+    ``run(model, dataset)`` takes a MultimodalModel and a map-style dataset of sample dicts with "video"
+    [3, T, H, W] and "text" [L, W] (candidate captions; ``caption_index`` picks the query), and returns
+    ``zero_shot/<dataset_name>/{R@1, R@5, R@10, median_rank, pool}`` (pool: number of videos searched).
+    """
+
+    def __init__(self, *, dataset_name: str = "synthetic", batch_size: int = 64, video_space: str = "vt",
+                 text_space: str = "vt", caption_index: int = 0):
+        if not isinstance(dataset_name, str) or not dataset_name or "/" in dataset_name:
+            raise ValueError(f"dataset_name must be a non-empty name without '/', got {dataset_name!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if isinstance(caption_index, bool) or not isinstance(caption_index, int) or caption_index < 0:
+            raise ValueError(f"caption_index must be a non-negative int, got {caption_index!r}")
+        for name, space in (("video_space", video_space), ("text_space", text_space)):
+            if not isinstance(space, str) or not space:
+                raise ValueError(f"{name} must be a non-empty string, got {space!r}")
+        self.dataset_name = dataset_name
+        self.batch_size = batch_size
+        self.video_space = video_space
+        self.text_space = text_space
+        self.caption_index = caption_index
+
+    def run(self, model: torch.nn.Module, dataset) -> dict[str, float]:
+        pool = len(dataset)
+        if pool == 0:
+            raise ValueError(f"dataset must hold at least one sample, got {dataset!r} with none")
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                videos, captions = self._embed(model, dataset)  # [N, d], [N, d]
+        finally:
+            model.train(was_training)
+        similarity = captions @ videos.T  # [N queries, N videos], cosine
+        metrics = retrieval_metrics(similarity)
+        prefix = f"zero_shot/{self.dataset_name}"
+        result = {f"{prefix}/{key}": metrics[key] for key in REPORTED}
+        result[f"{prefix}/pool"] = pool
+        return result
+
+    def _embed(self, model: torch.nn.Module, dataset) -> tuple[torch.Tensor, torch.Tensor]:
+        device = _device_of(model)
+        videos, captions = [], []
+        for start in range(0, len(dataset), self.batch_size):
+            samples = [dataset[i] for i in range(start, min(start + self.batch_size, len(dataset)))]
+            batch = {
+                "video": torch.stack([torch.as_tensor(s["video"]) for s in samples]).to(device),  # [B, 3, T, H, W]
+                "text": torch.stack([self._query(s["text"], start + k) for k, s in enumerate(samples)])
+                .to(device),  # [B, 1, W]
+            }
+            outputs = model(batch, modalities=("video", "text"))
+            video = outputs["video"][self.video_space]  # [B, d]
+            caption = outputs["text"][self.text_space].reshape(len(samples), -1)  # [B, 1, d] -> [B, d]
+            if video.shape != caption.shape:
+                raise ValueError(f"video space {self.video_space!r} {tuple(video.shape)} and text space "
+                                 f"{self.text_space!r} {tuple(caption.shape)} must have the same width")
+            videos.append(F.normalize(video.float(), dim=-1).cpu())
+            captions.append(F.normalize(caption.float(), dim=-1).cpu())
+        return torch.cat(videos), torch.cat(captions)
+
+    def _query(self, text, index: int) -> torch.Tensor:
+        text = torch.as_tensor(text)
+        if text.dim() != 2:
+            raise ValueError(f"sample {index}: text must be [L, W] candidate captions, got {tuple(text.shape)}")
+        if self.caption_index >= text.shape[0]:
+            raise ValueError(f"caption_index={self.caption_index} but sample {index} has only "
+                             f"{text.shape[0]} candidate captions")
+        return text[self.caption_index:self.caption_index + 1]  # [1, W]: keeps the model's [B, L, W] layout
+
+    def __repr__(self) -> str:
+        return (f"ZeroShotRetrieval(dataset_name={self.dataset_name!r}, batch_size={self.batch_size}, "
+                f"video_space={self.video_space!r}, text_space={self.text_space!r}, "
+                f"caption_index={self.caption_index})")
+
+
+def _device_of(model: torch.nn.Module) -> torch.device:
+    first = next(iter(model.parameters()), None)
+    return first.device if first is not None else torch.device("cpu")
