@@ -63,7 +63,7 @@ class Loop:
             batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v
                      for k, v in next(batches).items()}
             torch.manual_seed(step_seed(self.seed, step))  # DropToken and dropout draws of this step
-            lr = self.schedule(step)
+            lr = self.schedule(step + 1)  # the lr of the update that completes step + 1; never 0 in warm-up
             set_lr(self.optimizer, lr)
             loss, scalars = self.loss_fn(self.model, batch)
             if not torch.isfinite(loss):

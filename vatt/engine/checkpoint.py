@@ -1,0 +1,172 @@
+"""Checkpoints that survive a crash at any moment: atomic writes, a ``latest`` pointer, keep-N pruning.
+
+Layout under a run directory::
+
+    checkpoints/step_00001000.pt   one torch.save'd state dict per saved step
+    checkpoints/latest             text file naming the newest complete checkpoint
+
+Every file is first written to a hidden temporary file in the same directory, flushed and fsync'ed, then
+renamed over its final name (``os.replace`` is atomic within one filesystem), and the directory is fsync'ed
+so the rename itself is durable. A crash therefore leaves either the old file or the new one, never half of
+one; ``load_latest`` falls back to scanning the step files when ``latest`` is missing or damaged.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO, Callable
+
+import torch
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+LATEST_NAME = "latest"
+_STEP_FILE = re.compile(r"^step_(\d{8,})\.pt$")
+_TMP_SUFFIX = ".tmp"
+
+
+class CheckpointError(RuntimeError):
+    """Checkpoints exist in a run directory but none of them can be loaded."""
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> None:
+    """Create or replace ``path`` so that readers only ever see the old or the complete new content.
+
+    ``write`` receives a binary file object; streaming into it (rather than handing over bytes) keeps a large
+    checkpoint from being held twice in memory.
+    """
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TMP_SUFFIX)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        # Also on KeyboardInterrupt: a half-written temporary file is never worth keeping.
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Without this the rename may still be only in the page cache when the machine loses power.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return  # platforms that cannot open directories (Windows) have no directory fsync to do
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems (certain network mounts) refuse fsync on directories; the rename stands
+    finally:
+        os.close(fd)
+
+
+def checkpoint_path(directory: str | os.PathLike, step: int) -> Path:
+    """Where the checkpoint of ``step`` lives inside run directory ``directory``."""
+    return Path(directory) / CHECKPOINT_DIR / f"step_{step:08d}.pt"
+
+
+def save_checkpoint(directory: str | os.PathLike, step: int, state: dict, keep: int = 3) -> Path:
+    """Save ``state`` as the checkpoint of ``step``, point ``latest`` at it, keep the newest ``keep``.
+
+    Returns the path of the written checkpoint.
+    """
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"step must be a non-negative int, got {step!r}")
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        raise ValueError(f"keep must be an int >= 1, got {keep!r}")
+    if not isinstance(state, dict):
+        raise ValueError(f"state must be a dict, got {type(state).__name__}")
+    target = checkpoint_path(directory, step)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(target, lambda f: torch.save(state, f))
+    atomic_write(target.parent / LATEST_NAME, lambda f: f.write(f"{target.name}\n".encode()))
+    _prune(target.parent, keep, protected=target.name)
+    return target
+
+
+def _step_files(ckpt_dir: Path) -> list[tuple[int, Path]]:
+    """(step, path) of every checkpoint file, newest first."""
+    found = []
+    for path in ckpt_dir.iterdir():
+        match = _STEP_FILE.match(path.name)
+        if match and path.is_file():
+            found.append((int(match.group(1)), path))
+    return sorted(found, reverse=True)
+
+
+def _prune(ckpt_dir: Path, keep: int, protected: str) -> None:
+    for _, path in _step_files(ckpt_dir)[keep:]:
+        if path.name != protected:
+            path.unlink(missing_ok=True)
+    # Temporary files still here belong to saves that were killed before their rename.
+    for path in ckpt_dir.glob(f".*{_TMP_SUFFIX}"):
+        path.unlink(missing_ok=True)
+
+
+def _read_latest(ckpt_dir: Path) -> Path | None:
+    """The checkpoint ``latest`` names, or None (with a warning) when it is missing or damaged."""
+    pointer = ckpt_dir / LATEST_NAME
+    try:
+        name = pointer.read_text().strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        log.warning("cannot read checkpoint pointer %s (%s); scanning for checkpoints instead", pointer, exc)
+        return None
+    if not _STEP_FILE.match(name):
+        log.warning("checkpoint pointer %s holds %r, not a checkpoint name; scanning for checkpoints instead",
+                    pointer, name[:80])
+        return None
+    return ckpt_dir / name
+
+
+def load_latest(directory: str | os.PathLike, map_location: Any = "cpu", *,
+                weights_only: bool = True) -> tuple[int, dict] | None:
+    """Load the newest complete checkpoint of a run: ``(step, state)``, or None when there is none yet.
+
+    ``latest`` is trusted first; when it is missing, unreadable or names a file that does not load, the step
+    files are tried newest first, each failure logged as a warning. ``weights_only`` is passed to
+    ``torch.load``: with True the state may hold tensors, numbers, strings and containers of them (what
+    model and optimizer state dicts are); pass False only for checkpoints from a trusted source that
+    pickled other objects.
+
+    Raises CheckpointError when checkpoint files exist but none of them loads.
+    """
+    ckpt_dir = Path(directory) / CHECKPOINT_DIR
+    if not ckpt_dir.is_dir():
+        return None
+    candidates = [path for _, path in _step_files(ckpt_dir)]
+    named = _read_latest(ckpt_dir)
+    if named is not None:
+        if named in candidates:
+            candidates.remove(named)
+            candidates.insert(0, named)
+        else:
+            log.warning("checkpoint pointer %s names %s, which does not exist; scanning for checkpoints instead",
+                        ckpt_dir / LATEST_NAME, named)
+    failures = []
+    for path in candidates:
+        try:
+            state = torch.load(path, map_location=map_location, weights_only=weights_only)
+        except Exception as exc:  # a damaged file can fail in zip, pickle or storage code, each differently
+            log.warning("checkpoint %s does not load (%s: %s); trying an older one", path,
+                        type(exc).__name__, exc)
+            failures.append(f"{path.name}: {type(exc).__name__}: {exc}")
+            continue
+        if not isinstance(state, dict):
+            log.warning("checkpoint %s holds a %s, not a state dict; trying an older one", path,
+                        type(state).__name__)
+            failures.append(f"{path.name}: holds a {type(state).__name__}, not a dict")
+            continue
+        return int(_STEP_FILE.match(path.name).group(1)), state
+    if failures:
+        raise CheckpointError(f"no checkpoint in {ckpt_dir} loads:\n  " + "\n  ".join(failures))
+    return None
