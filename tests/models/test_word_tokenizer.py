@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vatt.models.word_tokenizer import WordTokenizer
+
+
+def small(**kwargs):
+    args = dict(dim=8, vocab_size=20, embed_dim=6, max_words=5)
+    args.update(kwargs)
+    return WordTokenizer(**args)
+
+
+def test_tokens_are_gelu_of_a_bias_free_projection_with_agg_first():
+    tokenizer = small()
+    ids = torch.tensor([[3, 4, 0, 0], [7, 0, 0, 0]])
+    tokens, mask = tokenizer(ids)
+    assert tokens.shape == (2, 5, 8)
+    assert tokenizer.projection.bias is None
+    expected_agg = F.gelu(tokenizer.projection(tokenizer.agg))
+    torch.testing.assert_close(tokens[:, 0], expected_agg.expand(2, -1))
+    torch.testing.assert_close(tokens[0, 1], F.gelu(tokenizer.projection(tokenizer.embedding.weight[3])))
+    assert mask.tolist() == [[True, True, True, False, False], [True, True, False, False, False]]
+
+
+def test_all_padding_still_leaves_agg_valid():
+    _, mask = small()(torch.zeros(3, 5, dtype=torch.long))
+    assert mask[:, 0].all() and not mask[:, 1:].any()
+
+
+def test_embeddings_are_frozen_by_default_and_loadable():
+    tokenizer = small()
+    assert not tokenizer.embedding.weight.requires_grad
+    assert small(freeze_embeddings=False).embedding.weight.requires_grad
+    table = np.arange(120, dtype=np.float32).reshape(20, 6)
+    tokenizer.load_embeddings(table)
+    torch.testing.assert_close(tokenizer.embedding.weight, torch.from_numpy(table))
+    with pytest.raises(ValueError, match="table must be"):
+        tokenizer.load_embeddings(np.zeros((19, 6), dtype=np.float32))
+
+
+def test_absolute_positions_are_added_to_words_not_to_agg():
+    plain, positioned = small(), small(positions="absolute")
+    positioned.load_state_dict(plain.state_dict(), strict=False)
+    ids = torch.tensor([[1, 2, 3]])
+    without, _ = plain(ids)
+    with_pos, _ = positioned(ids)
+    torch.testing.assert_close(with_pos[:, 0], without[:, 0])
+    torch.testing.assert_close(with_pos[:, 1:] - without[:, 1:], positioned.positions.table()[:3].unsqueeze(0))
+    assert positioned.num_tokens == 5 and positioned.sample_ndim == 1
+
+
+def test_text_never_gets_droptoken():
+    with pytest.raises(ValueError, match="keep"):
+        small()(torch.ones(1, 5, dtype=torch.long), keep=torch.tensor([0]))
+
+
+@pytest.mark.parametrize("ids", [torch.ones(1, 6, dtype=torch.long), torch.ones(5, dtype=torch.long)])
+def test_ids_must_be_batched_and_at_most_max_words(ids):
+    with pytest.raises(ValueError, match="max_words"):
+        small()(ids)
+
+
+def test_unknown_position_kind_raises():
+    with pytest.raises(ValueError, match="positions"):
+        small(positions="relative")

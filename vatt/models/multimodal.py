@@ -1,0 +1,125 @@
+"""Towers (tokenizer → transformer → [AGG] feature) and the multimodal model that maps a batch to the spaces."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Iterable
+
+import torch
+import torch.nn as nn
+
+from vatt.models.droptoken import draw_keep
+
+
+class Tower(nn.Module):
+    """One modality's path from raw input ``[B, *sample]`` to its clip feature ``[B, out_dim]``.
+
+    In training with ``droptoken_rate > 0`` it draws the kept patch indices (one set for the batch, or one
+    per sample with ``per_sample_drop``) and hands them to the tokenizer. With ``adapter`` (the
+    modality-agnostic model, whose backbone is shared) a Linear+GELU maps the tokens into the backbone's
+    width and another Linear+GELU follows the [AGG] output.
+    """
+
+    def __init__(self, tokenizer: nn.Module, backbone: nn.Module, droptoken_rate: float = 0.0,
+                 per_sample_drop: bool = False, adapter: bool = False):
+        super().__init__()
+        if not 0.0 <= droptoken_rate < 1.0:
+            raise ValueError(f"droptoken_rate must be in [0, 1), got {droptoken_rate!r}")
+        if not adapter and tokenizer.dim != backbone.width:
+            raise ValueError(f"tokenizer.dim={tokenizer.dim} differs from backbone.width={backbone.width}; "
+                             f"build the tokenizer with dim={backbone.width} or set adapter=True")
+        self.tokenizer = tokenizer
+        self.backbone = backbone
+        self.droptoken_rate = droptoken_rate
+        self.per_sample_drop = per_sample_drop
+        self.out_dim = backbone.width
+        self.adapter_in = nn.Sequential(nn.Linear(tokenizer.dim, backbone.width), nn.GELU()) if adapter else None
+        self.adapter_out = nn.Sequential(nn.Linear(backbone.width, backbone.width), nn.GELU()) if adapter else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        keep = None
+        if self.training and self.droptoken_rate > 0:
+            keep = draw_keep(self.tokenizer.num_tokens, self.droptoken_rate, x.shape[0],
+                             per_sample=self.per_sample_drop, device=x.device)  # [K] or [B, K]
+        tokens, mask = self.tokenizer(x, keep=keep)  # [B, 1+K, D_tok], [B, 1+K] or None
+        if self.adapter_in is not None:
+            tokens = self.adapter_in(tokens)  # [B, 1+K, D]
+        feature = self.backbone(tokens, mask)[:, 0]  # [B, D]: the [AGG] token's output
+        if self.adapter_out is not None:
+            feature = self.adapter_out(feature)  # [B, D]
+        return feature
+
+
+class MultimodalModel(nn.Module):
+    """Towers and heads by modality: ``forward(batch) -> {modality: {space: Tensor}}``.
+
+    A batch entry may carry leading dims beyond the batch (text ``[B, L, W]``): they are flattened for the
+    tower and head and restored on the outputs (``[B, L, d]``). Batch keys that name no tower are ignored.
+    """
+
+    def __init__(self, towers: dict[str, Tower], heads: dict[str, nn.Module]):
+        super().__init__()
+        extra = sorted(set(heads) - set(towers))
+        if extra:
+            raise ValueError(f"heads {extra} have no tower; towers are {sorted(towers)}")
+        self.towers = nn.ModuleDict(towers)
+        self.heads = nn.ModuleDict(heads)
+
+    def forward(self, batch: dict[str, torch.Tensor],
+                modalities: Iterable[str] | None = None) -> dict[str, dict[str, torch.Tensor]]:
+        outputs = {}
+        for name in self._selected(batch, modalities):
+            if name not in self.heads:
+                continue
+            outputs[name] = self._run(name, batch[name], with_head=True)
+        return outputs
+
+    def features(self, batch: dict[str, torch.Tensor],
+                 modalities: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
+        """The towers' clip features ``{modality: [*, D]}`` without heads (linear probes, fine-tuning)."""
+        return {name: self._run(name, batch[name], with_head=False) for name in self._selected(batch, modalities)}
+
+    def _selected(self, batch: dict, modalities: Iterable[str] | None) -> list[str]:
+        if modalities is None:
+            return [name for name in self.towers if name in batch]
+        modalities = list(modalities)
+        unknown = [m for m in modalities if m not in self.towers]
+        if unknown:
+            raise ValueError(f"modalities {unknown} have no tower; towers are {list(self.towers)}")
+        return [name for name in modalities if name in batch]
+
+    def _run(self, name: str, x: torch.Tensor, with_head: bool):
+        sample_ndim = self.towers[name].tokenizer.sample_ndim
+        if x.ndim <= sample_ndim:
+            raise ValueError(f"batch[{name!r}] must have a batch dim before its {sample_ndim}-d samples, "
+                             f"got shape {tuple(x.shape)}")
+        lead = x.shape[: x.ndim - sample_ndim]
+        feature = self.towers[name](x.reshape(-1, *x.shape[len(lead):]))  # [prod(lead), D]
+        if not with_head:
+            return feature.reshape(*lead, -1)  # [*lead, D]
+        return {space: z.reshape(*lead, -1) for space, z in self.heads[name](feature).items()}  # [*lead, d]
+
+    def parameter_counts(self) -> OrderedDict[str, int]:
+        """Parameters per part, ``{"video/tokenizer": n, ..., "total": n}``; a backbone shared by several
+        towers (VATT-MA) appears once, as ``shared/backbone``."""
+        users: dict[int, list[str]] = {}
+        for name, tower in self.towers.items():
+            users.setdefault(id(tower.backbone), []).append(name)
+        counts: OrderedDict[str, int] = OrderedDict()
+        for name, tower in self.towers.items():
+            counts[f"{name}/tokenizer"] = _count(tower.tokenizer)
+            if tower.adapter_in is not None:
+                counts[f"{name}/adapter"] = _count(tower.adapter_in) + _count(tower.adapter_out)
+            if len(users[id(tower.backbone)]) == 1:
+                counts[f"{name}/backbone"] = _count(tower.backbone)
+            if name in self.heads:
+                counts[f"{name}/head"] = _count(self.heads[name])
+        shared = [names for names in users.values() if len(names) > 1]
+        for names in shared:
+            key = "shared/backbone" if len(shared) == 1 else f"shared/backbone[{'+'.join(names)}]"
+            counts[key] = _count(self.towers[names[0]].backbone)
+        counts["total"] = _count(self)
+        return counts
+
+
+def _count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())  # parameters() visits a shared tensor once
