@@ -290,7 +290,10 @@ def build(kind: str, node: dict, where: str, *, reserved: Iterable[str] = (), **
     problems = check_kwargs(entry, kwargs, where, injected)
     if problems:
         raise ConfigError(problems)
-    return entry.obj(**kwargs, **injected)
+    try:
+        return entry.obj(**kwargs, **injected)
+    except (ValueError, TypeError) as exc:  # the component refused these values: say where they came from
+        raise ConfigError([f"{where} ({entry.name}): {exc}"]) from exc
 
 
 def describe(entry: Entry) -> str:

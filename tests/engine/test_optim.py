@@ -38,18 +38,24 @@ def test_schedule_is_a_pure_function_of_the_step():
     assert [schedule(s) for s in reversed(range(20))] == forward[::-1]
 
 
+def test_a_run_shorter_than_its_warmup_ends_inside_it():
+    # a one-step trial of the 500k-step recipe (10k warm-up) is allowed and stays on the ramp
+    schedule = WarmupCosine(base_lr=1e-4, end_lr=5e-5, warmup_steps=10_000, total_steps=1)
+    assert schedule(1) == pytest.approx(1e-8)
+
+
 def test_constant_with_warmup():
     schedule = Constant(base_lr=0.1, warmup_steps=4, total_steps=100)
     assert [schedule(s) for s in (0, 2, 4, 99)] == pytest.approx([0.0, 0.05, 0.1, 0.1])
 
 
 @pytest.mark.parametrize("make, name", [
-    (lambda: WarmupCosine(base_lr=1e-4, warmup_steps=11, total_steps=10), "warmup_steps"),
+    (lambda: WarmupCosine(base_lr=1e-4, warmup_steps=-1, total_steps=10), "warmup_steps"),
     (lambda: WarmupCosine(base_lr=1e-4, total_steps=10, period="third"), "period"),
     (lambda: WarmupCosine(base_lr=-1.0, total_steps=10), "base_lr"),
     (lambda: WarmupCosine(base_lr=1e-4, total_steps=0), "total_steps"),
     (lambda: WarmupCosine(base_lr=1e-4, total_steps=10.0), "total_steps"),
-    (lambda: Constant(base_lr=0.1, warmup_steps=5, total_steps=4), "warmup_steps"),
+    (lambda: Constant(base_lr=0.1, warmup_steps=5, total_steps=0), "total_steps"),
     (lambda: Constant(base_lr=0.1)(-1), "step"),
 ])
 def test_schedule_arguments_are_validated(make, name):
