@@ -143,7 +143,7 @@ def test_registered_losses_are_the_functions():
     (lambda: nce(torch.randn(3, 4), torch.randn(3, 5)), "y must have the shape"),
     (lambda: nce(torch.randn(3), torch.randn(3)), "x must be a non-empty"),
     (lambda: nce(torch.randn(3, 4), torch.randn(3, 4), torch.ones(2, dtype=torch.bool)), "mask must have"),
-    (lambda: mil_nce(torch.randn(3, 4), torch.randn(3, 4)), "text must be"),
+    (lambda: mil_nce(torch.randn(3, 4), torch.randn(3, 2, 5)), "text must be"),
     (lambda: mil_nce(torch.randn(3, 4), torch.randn(3, 0, 4)), "at least one candidate"),
     (lambda: mil_nce(torch.randn(3, 4), torch.randn(3, 2, 4), torch.ones(4)), "text_mask must have"),
     (lambda: nce(torch.randn(3, 4), torch.randn(3, 4), temperature=0.0), "temperature"),
@@ -153,3 +153,9 @@ def test_registered_losses_are_the_functions():
 def test_bad_input_names_the_argument(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_mil_nce_with_one_candidate_per_clip_is_nce():
+    video, text = torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64)
+    assert torch.allclose(mil_nce(video, text), nce(video, text))
+    assert torch.allclose(mil_nce(video, text), mil_nce(video, text[:, None]))

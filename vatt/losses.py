@@ -54,8 +54,11 @@ def mil_nce(video: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor | N
 
     Embeddings need not be normalised. ``text_mask`` [B] bool (or 0/1) marks the clips that have text
     (None: all). Returns a scalar; 0 with a gradient path when no clip in the (global) batch has text.
+    A text [B, D] is one candidate per clip (L = 1), which is NCE.
     """
     _check_matrix("video", video)
+    if text.dim() == 2:
+        text = text.unsqueeze(1)  # [B, 1, D]
     if text.dim() != 3 or text.shape[0] != video.shape[0] or text.shape[2] != video.shape[1]:
         raise ValueError(f"text must be [B, L, D] = [{video.shape[0]}, L, {video.shape[1]}] to match video, "
                          f"got {tuple(text.shape)}")

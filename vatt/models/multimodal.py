@@ -24,6 +24,9 @@ class Tower(nn.Module):
         super().__init__()
         if not 0.0 <= droptoken_rate < 1.0:
             raise ValueError(f"droptoken_rate must be in [0, 1), got {droptoken_rate!r}")
+        if droptoken_rate > 0 and not getattr(tokenizer, "supports_droptoken", False):
+            raise ValueError(f"droptoken_rate={droptoken_rate}, but {type(tokenizer).__name__} does not "
+                             f"support DropToken (text never gets it); set it to 0")
         if not adapter and tokenizer.dim != backbone.width:
             raise ValueError(f"tokenizer.dim={tokenizer.dim} differs from backbone.width={backbone.width}; "
                              f"build the tokenizer with dim={backbone.width} or set adapter=True")

@@ -40,9 +40,15 @@ class PatchTokenizer(nn.Module):
         self.agg = nn.Parameter(torch.randn(dim) * 0.02)
         self.dropout = nn.Dropout(dropout)
 
+    supports_droptoken = True
+
     @property
     def num_tokens(self) -> int:
         return self.positions.num_positions
+
+    def example_input(self, batch_size: int) -> torch.Tensor:
+        """A random valid input in [-1, 1]: [B, *sample_shape]."""
+        return torch.rand(batch_size, *self.sample_shape) * 2 - 1
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
         if tuple(x.shape[1:]) != self.sample_shape:

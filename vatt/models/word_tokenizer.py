@@ -41,9 +41,17 @@ class WordTokenizer(nn.Module):
         self.projection = nn.Linear(embed_dim, dim, bias=False)
         self.positions = FactorisedPositions((max_words,), dim) if positions == "absolute" else None
 
+    supports_droptoken = False
+
     @property
     def num_tokens(self) -> int:
         return self.max_words
+
+    def example_input(self, batch_size: int) -> torch.Tensor:
+        """Random word ids [B, max_words], the second half of each row padded with 0."""
+        ids = torch.randint(1, self.embedding.num_embeddings, (batch_size, self.max_words))  # [B, W]
+        ids[:, (self.max_words + 1) // 2:] = 0
+        return ids
 
     @torch.no_grad()
     def load_embeddings(self, table: torch.Tensor | np.ndarray) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from vatt.registry import UserError, build
+from vatt.registry import ConfigError, UserError, build
 
 
 @dataclass
@@ -61,9 +61,12 @@ def build_model(model_cfg: dict):
         where = f"model.modalities.{name}"
         backbone = shared if shared is not None else build("backbones", mod["backbone"], f"{where}.backbone")
         tokenizer = build("tokenizers", mod["tokenizer"], f"{where}.tokenizer", dim=backbone.width)
-        towers[name] = Tower(tokenizer, backbone, droptoken_rate=float(mod.get("droptoken", 0.0)),
-                             per_sample_drop=bool(mod.get("per_sample_drop", False)),
-                             adapter=shared is not None)
+        try:
+            towers[name] = Tower(tokenizer, backbone, droptoken_rate=float(mod.get("droptoken", 0.0)),
+                                 per_sample_drop=bool(mod.get("per_sample_drop", False)),
+                                 adapter=shared is not None)
+        except ValueError as exc:
+            raise ConfigError([f"{where}: {exc}"]) from exc
         heads[name] = build("heads", mod["head"], f"{where}.head", in_dim=towers[name].out_dim)
     return MultimodalModel(towers, heads)
 

@@ -1,0 +1,135 @@
+"""Registry-driven contract tests: every registered component, built-in or plugin, is built from its
+``example`` and checked against the contract of its kind (docs/architecture.md)."""
+import math
+
+import pytest
+import torch
+
+from vatt.models.droptoken import draw_keep
+from vatt.registry import registry
+
+
+def entries(kind):
+    return pytest.mark.parametrize("entry", registry(kind).entries(), ids=lambda e: e.name)
+
+
+def build_small(entry, **injected):
+    """Build on the meta device first: a full-size example (vit_large) is only shape-checked there."""
+    with torch.device("meta"):
+        meta = entry.obj(**entry.example, **injected)
+    params = sum(p.numel() for p in meta.parameters()) if isinstance(meta, torch.nn.Module) else 0
+    if params > 30_000_000:
+        return meta, True
+    torch.manual_seed(0)
+    return entry.obj(**entry.example, **injected), False
+
+
+def assert_trains(module, output):
+    output.float().square().mean().backward()
+    grads = [p.grad for p in module.parameters() if p.requires_grad]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+
+@entries("tokenizers")
+def test_tokenizer_contract(entry):
+    tok, _ = build_small(entry)
+    tok.eval()
+    x = tok.example_input(3)
+    assert x.dim() == 1 + tok.sample_ndim
+    tokens, mask = tok(x)
+    assert tokens.shape == (3, 1 + tok.num_tokens, tok.dim)
+    assert mask is None or (mask.dtype == torch.bool and mask.shape == tokens.shape[:2] and mask[:, 0].all())
+    if tok.supports_droptoken:
+        keep = draw_keep(tok.num_tokens, 0.5, 3)
+        kept, _ = tok(x, keep)
+        assert torch.allclose(kept[:, 1:], tokens[:, 1 + keep], atol=1e-6)  # drop = embed all, then gather
+        assert torch.equal(kept[:, 0], tokens[:, 0])  # [AGG] is never dropped
+    else:
+        with pytest.raises(ValueError):
+            tok(x, torch.arange(1))
+    tok.train()
+    assert_trains(tok, tok(x)[0])
+
+
+@entries("backbones")
+def test_backbone_contract(entry):
+    backbone, meta = build_small(entry)
+    device = "meta" if meta else "cpu"
+    tokens = torch.randn(2, 5, backbone.width, device=device, requires_grad=not meta)
+    mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2], device=device)
+    out = backbone(tokens, mask)
+    assert out.shape == (2, 5, backbone.width)
+    if not meta:
+        backbone.eval()
+        # padded tokens change nothing for the valid ones
+        other = tokens.detach().clone()
+        other[1, 3:] = torch.randn(2, backbone.width)
+        assert torch.allclose(backbone(tokens, mask)[1, :3], backbone(other, mask)[1, :3], atol=1e-5)
+        backbone.train()
+        assert_trains(backbone, backbone(tokens, mask))
+
+
+@entries("heads")
+def test_head_contract(entry):
+    head, _ = build_small(entry)
+    in_dim = entry.example["in_dim"]
+    out = head(torch.randn(4, in_dim))
+    assert isinstance(out, dict) and out
+    for space, z in out.items():
+        assert isinstance(space, str) and z.dim() == 2 and z.shape[0] == 4
+    assert_trains(head, torch.cat(list(out.values()), dim=1))
+
+
+@entries("losses")
+def test_loss_contract(entry):
+    loss_fn = entry.obj(**entry.example)
+    a = torch.randn(4, 8, requires_grad=True)
+    b = torch.randn(4, 8, requires_grad=True)
+    value = loss_fn(a, b, torch.tensor([True, True, False, True]))
+    assert value.dim() == 0 and torch.isfinite(value)
+    value.backward()
+    assert torch.isfinite(a.grad).all() and torch.isfinite(b.grad).all()
+    # permuting the batch permutes nothing in the loss
+    perm = torch.tensor([2, 0, 3, 1])
+    again = loss_fn(a[perm], b[perm], torch.tensor([True, True, False, True])[perm])
+    assert torch.allclose(value, again, atol=1e-5)
+
+
+@entries("datasets")
+def test_dataset_contract(entry, tmp_path, monkeypatch):
+    monkeypatch.setenv("VATT_CACHE", str(tmp_path))
+    dataset = entry.obj(**entry.example)
+    assert len(dataset) > 0
+    sample = dataset[0]
+    assert isinstance(sample, dict) and any(torch.is_tensor(v) for v in sample.values())
+
+
+@entries("optimizers")
+def test_optimizer_contract(entry):
+    weight = torch.nn.Parameter(torch.ones(3))
+    optimizer = entry.obj(params=[weight], **entry.example)
+    weight.sum().backward()
+    optimizer.step()
+    assert not torch.equal(weight.detach(), torch.ones(3))
+
+
+@entries("schedules")
+def test_schedule_contract(entry):
+    schedule = entry.obj(**entry.example)
+    total = entry.example.get("total_steps", 100)
+    values = [schedule(step) for step in range(total + 1)]
+    assert all(math.isfinite(v) and v >= 0 for v in values)
+    assert max(values) <= entry.example["base_lr"] + 1e-12
+
+
+@entries("evaluators")
+def test_evaluator_contract(entry):
+    assert callable(getattr(entry.obj(**entry.example), "run"))
+
+
+@entries("tasks")
+def test_task_contract(entry):
+    task = entry.obj()
+    for method in ("validate", "summary", "run"):
+        assert callable(getattr(task, method))
