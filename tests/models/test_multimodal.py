@@ -147,3 +147,17 @@ def test_bfloat16_autocast_forward_and_backward():
     assert out["text"]["vt"].dtype == torch.bfloat16
     sum(z.float().sum() for spaces in out.values() for z in spaces.values()).backward()
     assert model.towers["video"].tokenizer.projection.weight.grad is not None
+
+
+def test_a_modality_can_read_another_modalitys_batch_entry():
+    def tower():
+        return Tower(WaveformPatchTokenizer(dim=8, patch_size=4, samples=16, dropout=0.0),
+                     VisionTransformer(width=8, layers=1, mlp_dim=16, heads=2, dropout=0.0))
+
+    model = MultimodalModel({"audio": tower(), "echo": tower()},
+                            {"audio": LinearHead(in_dim=8, dim=4, space="va"),
+                             "echo": LinearHead(in_dim=8, dim=4, space="va")}, inputs={"echo": "audio"})
+    out = model({"audio": torch.randn(2, 16)})
+    assert set(out) == {"audio", "echo"} and out["echo"]["va"].shape == (2, 4)
+    with pytest.raises(ValueError, match="name no tower"):
+        MultimodalModel({"audio": tower()}, {}, inputs={"smell": "audio"})

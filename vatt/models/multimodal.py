@@ -57,15 +57,22 @@ class MultimodalModel(nn.Module):
 
     A batch entry may carry leading dims beyond the batch (text ``[B, L, W]``): they are flattened for the
     tower and head and restored on the outputs (``[B, L, d]``). Batch keys that name no tower are ignored.
+    ``inputs`` maps a modality to the batch key it reads when the two differ (a motion modality computed
+    from ``video``); by default each modality reads the batch entry of its own name.
     """
 
-    def __init__(self, towers: dict[str, Tower], heads: dict[str, nn.Module]):
+    def __init__(self, towers: dict[str, Tower], heads: dict[str, nn.Module],
+                 inputs: dict[str, str] | None = None):
         super().__init__()
         extra = sorted(set(heads) - set(towers))
         if extra:
             raise ValueError(f"heads {extra} have no tower; towers are {sorted(towers)}")
+        unknown = sorted(set(inputs or {}) - set(towers))
+        if unknown:
+            raise ValueError(f"inputs {unknown} name no tower; towers are {sorted(towers)}")
         self.towers = nn.ModuleDict(towers)
         self.heads = nn.ModuleDict(heads)
+        self.inputs = {name: (inputs or {}).get(name, name) for name in towers}
 
     def forward(self, batch: dict[str, torch.Tensor],
                 modalities: Iterable[str] | None = None) -> dict[str, dict[str, torch.Tensor]]:
@@ -73,27 +80,28 @@ class MultimodalModel(nn.Module):
         for name in self._selected(batch, modalities):
             if name not in self.heads:
                 continue
-            outputs[name] = self._run(name, batch[name], with_head=True)
+            outputs[name] = self._run(name, batch[self.inputs[name]], with_head=True)
         return outputs
 
     def features(self, batch: dict[str, torch.Tensor],
                  modalities: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
         """The towers' clip features ``{modality: [*, D]}`` without heads (linear probes, fine-tuning)."""
-        return {name: self._run(name, batch[name], with_head=False) for name in self._selected(batch, modalities)}
+        return {name: self._run(name, batch[self.inputs[name]], with_head=False)
+                for name in self._selected(batch, modalities)}
 
     def _selected(self, batch: dict, modalities: Iterable[str] | None) -> list[str]:
         if modalities is None:
-            return [name for name in self.towers if name in batch]
+            return [name for name in self.towers if self.inputs[name] in batch]
         modalities = list(modalities)
         unknown = [m for m in modalities if m not in self.towers]
         if unknown:
             raise ValueError(f"modalities {unknown} have no tower; towers are {list(self.towers)}")
-        return [name for name in modalities if name in batch]
+        return [name for name in modalities if self.inputs[name] in batch]
 
     def _run(self, name: str, x: torch.Tensor, with_head: bool):
         sample_ndim = self.towers[name].tokenizer.sample_ndim
         if x.ndim <= sample_ndim:
-            raise ValueError(f"batch[{name!r}] must have a batch dim before its {sample_ndim}-d samples, "
+            raise ValueError(f"batch[{self.inputs[name]!r}] must have a batch dim before its {sample_ndim}-d samples, "
                              f"got shape {tuple(x.shape)}")
         lead = x.shape[: x.ndim - sample_ndim]
         feature = self.towers[name](x.reshape(-1, *x.shape[len(lead):]))  # [prod(lead), D]

@@ -21,6 +21,7 @@ class ModalitySettings:
     backbone: dict | None = None     # omitted when the model has a shared_backbone
     droptoken: float = 0.0           # share of tokens DropToken removes in training
     per_sample_drop: bool = False    # False: one draw per batch, as the release does
+    input: str | None = None         # the batch key this modality reads; default: its own name
 
 
 @dataclass
@@ -56,8 +57,9 @@ def build_model(model_cfg: dict):
     from vatt.models.multimodal import MultimodalModel, Tower
     shared_node = model_cfg.get("shared_backbone")
     shared = build("backbones", shared_node, "model.shared_backbone") if shared_node else None
-    towers, heads = {}, {}
+    towers, heads, inputs = {}, {}, {}
     for name, mod in model_cfg["modalities"].items():
+        inputs[name] = mod.get("input") or name
         where = f"model.modalities.{name}"
         backbone = shared if shared is not None else build("backbones", mod["backbone"], f"{where}.backbone")
         tokenizer = build("tokenizers", mod["tokenizer"], f"{where}.tokenizer", dim=backbone.width)
@@ -68,7 +70,7 @@ def build_model(model_cfg: dict):
         except ValueError as exc:
             raise ConfigError([f"{where}: {exc}"]) from exc
         heads[name] = build("heads", mod["head"], f"{where}.head", in_dim=towers[name].out_dim)
-    return MultimodalModel(towers, heads)
+    return MultimodalModel(towers, heads, inputs)
 
 
 @dataclass
