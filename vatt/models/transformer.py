@@ -99,29 +99,21 @@ def xavier_init(linear: nn.Linear, parts: int = 1) -> None:
     nn.init.zeros_(linear.bias)
 
 
-@register("backbones", "vit_small")
-def vit_small(*, dropout: float = 0.1, attention_dropout: float = 0.0) -> VisionTransformer:
-    """VATT-Small: 6 layers, width 512, MLP 2048, 8 heads (20.9 M in the appendix's Table 1)."""
-    return VisionTransformer(width=512, layers=6, mlp_dim=2048, heads=8, dropout=dropout,
-                             attention_dropout=attention_dropout)
+# appendix Table 1: layers, width, MLP, heads
+SIZES = {"small": (6, 512, 2048, 8), "base": (12, 768, 3072, 12), "medium": (12, 1024, 4096, 16),
+         "large": (24, 1024, 4096, 16)}
 
 
-@register("backbones", "vit_base")
-def vit_base(*, dropout: float = 0.1, attention_dropout: float = 0.0) -> VisionTransformer:
-    """VATT-Base: 12 layers, width 768, MLP 3072, 12 heads (87.9 M with the video tokenizer)."""
-    return VisionTransformer(width=768, layers=12, mlp_dim=3072, heads=12, dropout=dropout,
-                             attention_dropout=attention_dropout)
+def _sized(size: str):
+    layers, width, mlp_dim, heads = SIZES[size]
+
+    def factory(*, dropout: float = 0.1, attention_dropout: float = 0.0) -> VisionTransformer:
+        return VisionTransformer(width=width, layers=layers, mlp_dim=mlp_dim, heads=heads, dropout=dropout,
+                                 attention_dropout=attention_dropout)
+
+    factory.__name__ = factory.__qualname__ = f"vit_{size}"
+    factory.__doc__ = f"VATT-{size.title()}: {layers} layers, width {width}, MLP {mlp_dim}, {heads} heads."
+    return register("backbones", f"vit_{size}")(factory)
 
 
-@register("backbones", "vit_medium")
-def vit_medium(*, dropout: float = 0.1, attention_dropout: float = 0.0) -> VisionTransformer:
-    """VATT-Medium: 12 layers, width 1024, MLP 4096, 16 heads (155.0 M with the video tokenizer)."""
-    return VisionTransformer(width=1024, layers=12, mlp_dim=4096, heads=16, dropout=dropout,
-                             attention_dropout=attention_dropout)
-
-
-@register("backbones", "vit_large")
-def vit_large(*, dropout: float = 0.1, attention_dropout: float = 0.0) -> VisionTransformer:
-    """VATT-Large: 24 layers, width 1024, MLP 4096, 16 heads (306.1 M with the video tokenizer)."""
-    return VisionTransformer(width=1024, layers=24, mlp_dim=4096, heads=16, dropout=dropout,
-                             attention_dropout=attention_dropout)
+vit_small, vit_base, vit_medium, vit_large = (_sized(size) for size in SIZES)
