@@ -35,7 +35,7 @@ DEFAULT_TEMPERATURE = 0.07
 
 
 def nce(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None,
-        temperature: float = DEFAULT_TEMPERATURE) -> torch.Tensor:
+        temperature: float = DEFAULT_TEMPERATURE, fused: bool = False) -> torch.Tensor:
     """Symmetric NCE between paired embeddings ``x`` [B, D] and ``y`` [B, D] (need not be normalised).
 
     ``mask`` [B] bool marks the clips whose ``y`` exists (None: all). Returns a scalar.
@@ -45,16 +45,17 @@ def nce(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None,
     if y.shape != x.shape:
         raise ValueError(f"y must have the shape of x {tuple(x.shape)}, got {tuple(y.shape)}")
     mask = _as_mask("mask", mask, x.shape[0], x.device)  # [B]
-    return mil_nce(x, y.unsqueeze(1), mask, temperature)  # y as [B, 1, D]: one candidate per clip
+    return mil_nce(x, y.unsqueeze(1), mask, temperature, fused)  # y as [B, 1, D]: one candidate per clip
 
 
 def mil_nce(video: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor | None = None,
-            temperature: float = DEFAULT_TEMPERATURE) -> torch.Tensor:
+            temperature: float = DEFAULT_TEMPERATURE, fused: bool = False) -> torch.Tensor:
     """MIL-NCE between ``video`` [B, D] and the L candidate texts of each clip ``text`` [B, L, D].
 
     Embeddings need not be normalised. ``text_mask`` [B] bool (or 0/1) marks the clips that have text
     (None: all). Returns a scalar; 0 with a gradient path when no clip in the (global) batch has text.
-    A text [B, D] is one candidate per clip (L = 1), which is NCE.
+    A text [B, D] is one candidate per clip (L = 1), which is NCE. ``fused`` computes the rows with the tiled
+    ``vatt.ops.contrastive_rows`` instead of plain PyTorch.
     """
     _check_matrix("video", video)
     if text.dim() == 2:
@@ -75,7 +76,8 @@ def mil_nce(video: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor | N
     t_all = all_gather_with_grad(t_local)  # [N, L, D]
     mask_all = all_gather_with_grad(mask_local.to(dtype)) > 0.5  # [N]
 
-    rows = _contrastive_rows(v_local, t_local, v_all, t_all, mask_local, mask_all, temperature)  # [B]
+    rows_of = _fused_rows() if fused else _contrastive_rows  # same rows; the fused op never stores B×N×L logits
+    rows = rows_of(v_local, t_local, v_all, t_all, mask_local, mask_all, temperature)  # [B]
     rows = torch.where(mask_local, rows, torch.zeros_like(rows))  # [B]
     with_text = mask_all.sum().clamp(min=1).to(rows.dtype)
     return rows.sum() * (world_size() / with_text)
@@ -107,6 +109,11 @@ def _contrastive_rows(v_local: torch.Tensor, t_local: torch.Tensor, v_all: torch
     return denominator - torch.logsumexp(positives, dim=1)  # [B]
 
 
+def _fused_rows():
+    from vatt.ops import contrastive_rows  # imported on first use: loading the compiled kernels takes a moment
+    return contrastive_rows
+
+
 def _check_matrix(name: str, x: torch.Tensor) -> None:
     if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[0] == 0 or x.shape[1] == 0:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
@@ -135,9 +142,10 @@ class NCELoss:
     def __init__(self, *, temperature: float = DEFAULT_TEMPERATURE):
         _check_temperature(temperature)
         self.temperature = temperature
+        self.fused_ops = False  # True: the tiled vatt.ops kernel (recipes switch it with run.fused_ops)
 
     def __call__(self, a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return nce(a, b, mask, self.temperature)
+        return nce(a, b, mask, self.temperature, self.fused_ops)
 
     def __repr__(self) -> str:
         return f"NCELoss(temperature={self.temperature})"
@@ -150,9 +158,10 @@ class MILNCELoss:
     def __init__(self, *, temperature: float = DEFAULT_TEMPERATURE):
         _check_temperature(temperature)
         self.temperature = temperature
+        self.fused_ops = False  # True: the tiled vatt.ops kernel (recipes switch it with run.fused_ops)
 
     def __call__(self, a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return mil_nce(a, b, mask, self.temperature)
+        return mil_nce(a, b, mask, self.temperature, self.fused_ops)
 
     def __repr__(self) -> str:
         return f"MILNCELoss(temperature={self.temperature})"

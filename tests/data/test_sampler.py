@@ -115,3 +115,22 @@ def test_works_as_a_dataloader_batch_sampler(workers):
     assert len(loader) == 4
     assert [b["index"].tolist() for b in batches] == [sampler.batch_indices(s) for s in range(1, 5)]
     assert batches[0]["name"] == [str(i) for i in sampler.batch_indices(1)]
+
+
+def test_keyed_batches_carry_epoch_and_seed_for_per_sample_draws():
+    from vatt.data.sampler import SampleKey, sample_rng
+
+    sampler = StepBatchSampler(10, 4, seed=3, keyed=True)  # 2 steps per epoch
+    keys = take(sampler, 3)
+    assert all(isinstance(k, SampleKey) for batch in keys for k in batch)
+    assert [k.index for k in keys[2]] == sampler.batch_indices(2) and {k.epoch for k in keys[2]} == {1}
+    assert {k.seed for batch in keys for k in batch} == {3}
+    index, rng = sample_rng(SampleKey(7, 1, 3))
+    assert index == 7 and rng.random() == sample_rng(SampleKey(7, 1, 3))[1].random()
+    assert rng.random() != sample_rng(SampleKey(7, 2, 3))[1].random()  # a new epoch, a new clip
+    torch.manual_seed(0)
+    first = sample_rng(5)[1].random()
+    torch.manual_seed(0)
+    assert sample_rng(5)[1].random() == first  # plain indices follow torch's (worker-seeded) generator
+    with pytest.raises(TypeError, match="SampleKey"):
+        sample_rng("5")

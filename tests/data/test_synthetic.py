@@ -1,12 +1,17 @@
+"""The synthetic set: real H.264/AAC files plus a manifest, read back through the manifest dataset, whose
+decoded content still carries the colour, shape, direction and pitch its captions name."""
+import json
+
+import av
 import numpy as np
 import pytest
 import torch
 
 from vatt.data import synthetic
-from vatt.data.sampler import collate
+from vatt.data.sampler import SampleKey, collate
 from vatt.data.synthetic import (BEEPS_PER_CLIP, COLOURS, DIRECTIONS, NUM_CLASSES, PITCH_FRACTIONS, SHAPES,
                                  SyntheticClips, attributes_of, generate_clips)
-from vatt.data.text import Vocabulary, split_words
+from vatt.data.text import Vocabulary
 
 SMALL = dict(frames=4, size=16, audio_samples=2048, sample_rate=8000)
 
@@ -18,12 +23,22 @@ def cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def clips(cache):
-    return SyntheticClips(num_clips=192, cache_dir=str(cache), **SMALL)
+    return SyntheticClips(num_clips=192, cache_dir=str(cache), train=False, **SMALL)  # decoded, not augmented
 
 
 @pytest.fixture(scope="module")
 def batch(clips):
     return collate([clips[i] for i in range(len(clips))])
+
+
+def test_clips_are_h264_and_aac_mp4_files_listed_in_a_manifest(clips):
+    lines = [json.loads(line) for line in (clips.directory / "manifest.jsonl").read_text().splitlines()]
+    assert len(lines) == 192 and all(len(line["captions"]) == 5 for line in lines)
+    with av.open(str(clips.directory / lines[0]["video"])) as container:
+        assert container.streams.video[0].codec_context.name == "h264"
+        assert container.streams.audio[0].codec_context.name == "aac"
+        assert container.streams.video[0].average_rate == synthetic.FPS
+    assert clips.entries[0].path == str((clips.directory / lines[0]["video"]).resolve())
 
 
 def test_items_follow_the_batch_contract(clips):
@@ -38,6 +53,14 @@ def test_items_follow_the_batch_contract(clips):
     assert isinstance(item["caption"], str) and item["caption"]
 
 
+def test_training_items_are_augmented_without_changing_the_content(cache, clips):
+    train = SyntheticClips(num_clips=192, cache_dir=str(cache), **SMALL)
+    assert train.train and train.settings.flip is False and train.settings.hue == 0.0
+    a, b = train[SampleKey(3, 0, 0)], train[SampleKey(3, 1, 0)]
+    assert a["video"].shape == clips[3]["video"].shape and not torch.equal(a["video"], b["video"])
+    assert a["video"].abs().max() <= 1 and torch.equal(a["text"], clips[3]["text"])
+
+
 def test_values_stay_in_range_and_ids_inside_the_vocabulary(clips, batch):
     assert batch["video"].min() >= -1 and batch["video"].max() <= 1
     assert batch["audio"].abs().max() <= 1 and batch["audio"].std() > 0.05
@@ -48,6 +71,7 @@ def test_values_stay_in_range_and_ids_inside_the_vocabulary(clips, batch):
 def test_labels_are_balanced_content_classes(clips, batch):
     counts = torch.bincount(batch["label"], minlength=NUM_CLASSES)
     assert counts.max() - counts.min() <= 1 and clips.num_classes == NUM_CLASSES == len(clips.class_names)
+    assert batch["label"].tolist() == clips.labels.tolist()
 
 
 def test_every_candidate_caption_names_the_clip_content(clips, batch):
@@ -58,7 +82,8 @@ def test_every_candidate_caption_names_the_clip_content(clips, batch):
             assert list(COLOURS)[colour[n]] in words
             assert words & set(list(SHAPES.values())[shape[n]])
             assert any(set(p.split()) <= words for p in list(DIRECTIONS.values())[direction[n]][2])
-        assert clips.tokenizer.decode(batch["text"][n, 0]) == " ".join(split_words(clips.captions[n]))
+        assert clips.tokenizer.decode(batch["text"][n, 0]) == clips.tokenizer.decode(
+            clips.tokenizer.encode(batch["caption"][n]))
 
 
 def object_mask(video):  # [N, 3, T, H, W] -> [N, T, H, W]: pixels far from the clip's median colour
@@ -111,52 +136,58 @@ def test_same_label_clips_are_closer_than_different_label_clips(batch):
 def test_generation_is_deterministic_and_seeded():
     args = dict(split="train", num_clips=12, candidates=3, no_text_fraction=0.25, seed=7, **SMALL)
     first, second = generate_clips(**args), generate_clips(**args)
-    for key in ("video", "audio", "text", "text_mask", "label"):
+    for key in ("video", "audio", "label"):
         assert first[key].tobytes() == second[key].tobytes()
     assert first["captions"] == second["captions"]
     other = generate_clips(**{**args, "seed": 8})
     assert first["video"].tobytes() != other["video"].tobytes()
 
 
+def test_decoding_keeps_the_generated_signals(clips, batch):
+    made = generate_clips(split="train", num_clips=192, candidates=5, no_text_fraction=0.0, seed=0, **SMALL)
+    video = made["video"].astype(np.float32) / 127.5 - 1  # [N, 3, T, H, W]
+    audio = made["audio"].astype(np.float32) / 32767
+    assert np.abs(batch["video"].numpy() - video).mean() < 0.15  # the pixel noise is what the codec smooths
+    assert np.abs(batch["audio"].numpy() - audio).mean() < 0.03
+
+
 def test_train_and_test_splits_are_disjoint(cache, clips):
     test = SyntheticClips(split="test", num_clips=64, cache_dir=str(cache), **SMALL)
-    train_videos = {clips._video[i].tobytes() for i in range(len(clips))}
-    assert not any(test._video[i].tobytes() in train_videos for i in range(len(test)))
-    assert test.directory != clips.directory and test.vocabulary == clips.vocabulary
+    train_videos = {clips[i]["video"].numpy().tobytes() for i in range(len(clips))}
+    assert not any(test[i]["video"].numpy().tobytes() in train_videos for i in range(len(test)))
+    assert test.directory != clips.directory and test.vocabulary == clips.vocabulary and not test.train
+    assert test[0]["video"].shape == (3, 4, 16, 16)  # one view: a file is exactly one clip
 
 
-def test_second_construction_reads_the_cache(cache, clips, capsys, monkeypatch):
-    monkeypatch.setattr(synthetic, "generate_clips", lambda **_: pytest.fail("regenerated a valid cache"))
-    again = SyntheticClips(num_clips=192, cache_dir=str(cache), **SMALL)
+def test_second_construction_reads_the_files(cache, clips, capsys, monkeypatch):
+    monkeypatch.setattr(synthetic, "write_clip_files", lambda *_: pytest.fail("regenerated a complete set"))
+    again = SyntheticClips(num_clips=192, cache_dir=str(cache), train=False, **SMALL)
     assert capsys.readouterr().err == ""
-    assert again._video.tobytes() == clips._video.tobytes() and again.captions == clips.captions
+    assert torch.equal(again[7]["video"], clips[7]["video"]) and again.entries == clips.entries
     assert Vocabulary.load(again.vocabulary_path) == clips.vocabulary
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip_byte", "drop_manifest", "drop_file"])
-def test_corrupt_or_partial_cache_is_regenerated(tmp_path, capsys, damage):
+@pytest.mark.parametrize("damage", ["truncate", "drop_params", "drop_file"])
+def test_damaged_or_partial_sets_are_regenerated(tmp_path, capsys, damage):
     built = SyntheticClips(num_clips=8, cache_dir=str(tmp_path), **SMALL)
     assert "generating 8 synthetic train clips" in capsys.readouterr().err
-    video_file = built.directory / "video.npy"
-    data = video_file.read_bytes()
+    clip_file = built.directory / "clips" / "00003.mp4"
+    data = clip_file.read_bytes()
     if damage == "truncate":
-        video_file.write_bytes(data[: len(data) // 2])
-    elif damage == "flip_byte":
-        video_file.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
-    elif damage == "drop_manifest":
-        (built.directory / "manifest.json").unlink()
+        clip_file.write_bytes(data[: len(data) // 2])
+    elif damage == "drop_params":
+        (built.directory / "params.json").unlink()
     else:
-        video_file.unlink()
-    rebuilt = SyntheticClips(num_clips=8, cache_dir=str(tmp_path), **SMALL)
+        clip_file.unlink()
+    SyntheticClips(num_clips=8, cache_dir=str(tmp_path), **SMALL)
     assert "generating" in capsys.readouterr().err
-    assert rebuilt._video.tobytes() == built._video.tobytes() and video_file.read_bytes() == data
-    assert not list(built.directory.glob("*.tmp"))
+    assert clip_file.read_bytes() == data and not list(tmp_path.glob("*.building-*"))
 
 
 def test_default_cache_follows_vatt_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("VATT_CACHE", str(tmp_path))
     built = SyntheticClips(num_clips=4, **SMALL)
-    assert built.directory.parent == tmp_path / "synthetic" and (built.directory / "manifest.json").is_file()
+    assert built.directory.parent == tmp_path / "synthetic" and (built.directory / "manifest.jsonl").is_file()
 
 
 def test_no_text_fraction_removes_text_from_exactly_that_share(tmp_path):
@@ -173,6 +204,7 @@ def test_no_text_fraction_removes_text_from_exactly_that_share(tmp_path):
     (dict(split="val"), "split"),
     (dict(num_clips=0), "num_clips"),
     (dict(size=4), "size"),
+    (dict(size=17), "even"),
     (dict(candidates=0), "candidates"),
     (dict(no_text_fraction=1.5), "no_text_fraction"),
     (dict(seed=-1), "seed"),

@@ -4,15 +4,37 @@ The batch of global step s is a pure function of (seed, s): step s falls in epoc
 epoch e visits the samples in the order of a permutation drawn from a generator seeded with (seed, e), and
 the step takes its slice of that permutation. A run resumed at step s therefore sees exactly the batches an
 uninterrupted run would have seen, without replaying anything.
+
+Random choices inside a sample (which clip of a video, the augmentation) follow the same rule: with
+`keyed=True` the sampler yields `SampleKey(index, epoch, seed)` instead of bare indices, and datasets draw
+from `sample_rng(key)`, a generator seeded by the key alone, so each video gets a new clip every epoch and
+the same one on every replay of that epoch.
 """
 
 from __future__ import annotations
 
 import itertools
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
+
+
+class SampleKey(NamedTuple):
+    """What a dataset is asked for: a sample index and the (epoch, seed) its random draws derive from."""
+    index: int
+    epoch: int
+    seed: int
+
+
+def sample_rng(key: int | SampleKey) -> tuple[int, np.random.Generator]:
+    """(index, generator) for a dataset key. A bare int index draws its seed from torch's default generator,
+    as torch data pipelines do, so DataLoader worker seeding applies to it."""
+    if isinstance(key, SampleKey):
+        return key.index, np.random.default_rng([key.seed, key.epoch, key.index])
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        return int(key), np.random.default_rng([int(torch.randint(0, 2**62, ())), int(key)])
+    raise TypeError(f"a dataset key must be an int index or a SampleKey, got {key!r}")
 
 
 class StepBatchSampler:
@@ -21,7 +43,8 @@ class StepBatchSampler:
     With `drop_last` an epoch has num_samples // batch_size full batches and the remainder is skipped (a
     different remainder each epoch); without it the last batch of an epoch is smaller. The stream is
     endless unless `num_steps` is given, in which case it stops before global step `num_steps` and has a
-    length. Use it as `DataLoader(dataset, batch_sampler=StepBatchSampler(...))`.
+    length. Use it as `DataLoader(dataset, batch_sampler=StepBatchSampler(...))`; `keyed=True` yields
+    `SampleKey`s (see the module docstring) for datasets that draw random clips.
     """
 
     def __init__(
@@ -32,6 +55,7 @@ class StepBatchSampler:
         start_step: int = 0,
         drop_last: bool = True,
         num_steps: int | None = None,
+        keyed: bool = False,
     ):
         for name, value, low in (("num_samples", num_samples, 1), ("batch_size", batch_size, 1),
                                  ("seed", seed, 0), ("start_step", start_step, 0)):
@@ -50,6 +74,7 @@ class StepBatchSampler:
         self.start_step = start_step
         self.drop_last = drop_last
         self.num_steps = num_steps
+        self.keyed = keyed
         full, remainder = divmod(num_samples, batch_size)
         self.steps_per_epoch = full if drop_last or remainder == 0 else full + 1
         self._cached_epoch: int | None = None
@@ -72,10 +97,15 @@ class StepBatchSampler:
         start = position * self.batch_size
         return self.epoch_order(epoch)[start : start + self.batch_size].tolist()
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def batch_keys(self, step: int) -> list[SampleKey]:
+        """The sample keys of global step `step`: its indices with their epoch and the sampler's seed."""
+        epoch = step // self.steps_per_epoch
+        return [SampleKey(index, epoch, self.seed) for index in self.batch_indices(step)]
+
+    def __iter__(self) -> Iterator[list[int] | list[SampleKey]]:
         steps = itertools.count(self.start_step) if self.num_steps is None else range(self.start_step, self.num_steps)
         for step in steps:
-            yield self.batch_indices(step)
+            yield self.batch_keys(step) if self.keyed else self.batch_indices(step)
 
     def __len__(self) -> int:
         if self.num_steps is None:

@@ -12,36 +12,45 @@ MIL-NCE needs L candidate sentences per clip. The release takes a clip's own nar
 neighbours; here the L candidates are L independently drawn paraphrases of the same content (candidate 0 is
 the clip's `caption`), which keeps the text strongly tied to the clip.
 
-Clips are made once and cached as compact .npy files (uint8 video, int16 audio, uint16 ids) with a manifest
-of checksums written last; a cache whose manifest or checksums do not match is regenerated.
+The clips are real files: the generator encodes each one as a short mp4 (H.264 video at 10 fps, AAC audio)
+and writes a manifest with its captions and label, a vocabulary and a class list beside them; the dataset is
+then the generic manifest dataset reading those files, exactly as it reads a user's data. A set is generated
+once into its own folder (named by a hash of the arguments), built under a temporary name and renamed into
+place when complete, so an interrupted generation leaves nothing that looks finished.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
+import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
-from vatt.data.text import Vocabulary, WordTokenizer, build_vocabulary
+from vatt.data.datasets.base import with_clip_settings
+from vatt.data.datasets.manifest import ManifestDataset
+from vatt.data.encode import write_video
+from vatt.data.text import Vocabulary, build_vocabulary
 from vatt.registry import register
 
-GENERATOR_VERSION = 1  # part of the cache key: bump it when the generated data changes
-MAX_WORDS = 16
+GENERATOR_VERSION = 2  # part of the cache key: bump it when the generated data changes
+FPS = 10  # the pre-training frame rate; a clip of `frames` frames lasts frames / FPS seconds
 SPLIT_STREAMS = {"train": 0, "test": 1}
 DEFAULT_NUM_CLIPS = {"train": 2048, "test": 256}
 CHUNK = 256  # clips rendered per vectorised pass, bounds the float temporaries
-ARRAY_FILES = ("video", "audio", "text", "text_mask", "label")
+MANIFEST_FILE = "manifest.jsonl"
 VOCABULARY_FILE = "vocabulary.txt"
-MANIFEST_FILE = "manifest.json"
+CLASSES_FILE = "classes.txt"
+PARAMS_FILE = "params.json"  # written last: its presence marks a complete set
+VIDEO_CRF = 12  # near-lossless: the codec must not blur the colours and shapes the captions name
+# Augmentation that keeps the content the captions name: no flip (left/right), no hue shift (colour names).
+CONTENT_SAFE_AUGMENTATION = {"flip": False, "hue": 0.0, "crop_area": (0.5, 1.0), "crop_aspect": (0.75, 1.33)}
+EVAL_VIEWS = {"clips": 1, "crops": 1}  # a file is exactly one clip long
+DEFAULT_CACHE_MB = 512
 
 COLOURS = {  # name -> RGB in [0, 1]
     "red": (0.90, 0.10, 0.10), "green": (0.10, 0.80, 0.20), "blue": (0.15, 0.30, 0.95),
@@ -154,7 +163,11 @@ def _caption(rng: np.random.Generator, label: int) -> str:
 
 def generate_clips(*, split: str, num_clips: int, frames: int, size: int, audio_samples: int,
                    sample_rate: int, candidates: int, no_text_fraction: float, seed: int) -> dict:
-    """All clips of one split as compact numpy arrays plus the captions; a pure function of its arguments."""
+    """All clips of one split as numpy arrays plus their candidate captions; a pure function of its arguments.
+
+    "video" uint8 [N, 3, T, H, W], "audio" int16 [N, S], "label" int64 [N], "captions" a list of N lists of
+    `candidates` paraphrases (empty for the `no_text_fraction` of clips without text).
+    """
     streams = np.random.SeedSequence([seed, SPLIT_STREAMS[split], GENERATOR_VERSION]).spawn(5)
     rng_label, rng_video, rng_audio, rng_text, rng_missing = (np.random.default_rng(s) for s in streams)
     labels = rng_label.permutation(np.arange(num_clips) % NUM_CLASSES)  # balanced classes
@@ -163,66 +176,66 @@ def generate_clips(*, split: str, num_clips: int, frames: int, size: int, audio_
     audio = np.concatenate([_render_audio(rng_audio, labels[i : i + CHUNK], audio_samples, sample_rate)
                             for i in range(0, num_clips, CHUNK)])  # [N, S] int16
     sentences = [[_caption(rng_text, label) for _ in range(candidates)] for label in labels]
-    tokenizer = WordTokenizer(caption_vocabulary(), max_words=MAX_WORDS)
-    text = tokenizer.encode_batch([s for clip in sentences for s in clip]).numpy().astype(np.uint16)
-    text = text.reshape(num_clips, candidates, MAX_WORDS)  # [N, L, W]
     has_text = np.ones(num_clips, dtype=bool)
     has_text[rng_missing.permutation(num_clips)[: round(no_text_fraction * num_clips)]] = False
-    text[~has_text] = 0
-    captions = [clip[0] if keep else "" for clip, keep in zip(sentences, has_text)]
-    return {"video": video, "audio": audio, "text": text, "text_mask": has_text,
-            "label": labels.astype(np.int64), "captions": captions}
+    captions = [clip if keep else [] for clip, keep in zip(sentences, has_text)]
+    return {"video": video, "audio": audio, "label": labels.astype(np.int64), "captions": captions}
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+def write_clip_files(directory: Path, params: dict) -> None:
+    """Encode every clip of a split as an mp4 and write the manifest, vocabulary and class list."""
+    clips = generate_clips(**{k: v for k, v in params.items() if k != "version"})
+    names = class_names()
+    lines = []
+    for n, label in enumerate(clips["label"]):
+        relative = f"clips/{n:05d}.mp4"
+        write_video(directory / relative, clips["video"][n].transpose(1, 2, 3, 0), fps=FPS,
+                    audio=clips["audio"][n], audio_rate=params["sample_rate"], crf=VIDEO_CRF)
+        lines.append(json.dumps({"video": relative, "captions": clips["captions"][n], "labels": [names[label]]}))
+    (directory / MANIFEST_FILE).write_text("\n".join(lines) + "\n")
+    caption_vocabulary().save(directory / VOCABULARY_FILE)
+    (directory / CLASSES_FILE).write_text("\n".join(names) + "\n")
+    (directory / PARAMS_FILE).write_text(json.dumps({**params, "files": _file_sizes(directory)}, indent=1,
+                                                    sort_keys=True))
+
+
+def _file_sizes(directory: Path) -> dict[str, int]:
+    return {str(p.relative_to(directory)): p.stat().st_size for p in sorted(directory.rglob("*"))
+            if p.is_file() and p.name != PARAMS_FILE}
+
+
+def _is_complete(directory: Path, params: dict) -> bool:
+    """The set was generated with `params` and no file has gone missing or changed size since."""
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+        recorded = json.loads((directory / PARAMS_FILE).read_text())
+        return recorded.pop("files") == _file_sizes(directory) and recorded == params
+    except (OSError, ValueError, KeyError, AttributeError):
+        return False
 
 
-def _npy_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _write_cache(directory: Path, params: dict, clips: dict, vocabulary: Vocabulary) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    blobs = {f"{name}.npy": _npy_bytes(clips[name]) for name in ARRAY_FILES}
-    blobs["captions.json"] = json.dumps(clips["captions"]).encode()
-    blobs[VOCABULARY_FILE] = ("\n".join(vocabulary.words) + "\n").encode()
-    for file, data in blobs.items():
-        _write_atomic(directory / file, data)
-    # The manifest goes last: its presence with matching checksums marks a complete cache.
-    manifest = {"params": params, "sha256": {file: _sha256(data) for file, data in blobs.items()}}
-    _write_atomic(directory / MANIFEST_FILE, json.dumps(manifest, indent=1, sort_keys=True).encode())
-
-
-def _read_cache(directory: Path, params: dict) -> dict | None:
-    """The cached clips, or None when the cache is missing, stale, partial or corrupt."""
+def ensure_clip_files(root: Path, params: dict) -> Path:
+    """The folder holding the split described by `params`, generating it first if needed."""
+    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+    directory = root / key
+    if _is_complete(directory, params):
+        return directory
+    print(f"vatt: generating {params['num_clips']} synthetic {params['split']} clips (mp4) into {directory} ...",
+          end="", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    building = root / f"{key}.building-{os.getpid()}"
+    shutil.rmtree(building, ignore_errors=True)
+    building.mkdir(parents=True)
     try:
-        manifest = json.loads((directory / MANIFEST_FILE).read_text())
-        if manifest["params"] != params:
-            return None
-        blobs = {file: (directory / file).read_bytes() for file in manifest["sha256"]}
-        if any(_sha256(blobs[file]) != digest for file, digest in manifest["sha256"].items()):
-            return None
-        clips = {name: np.load(io.BytesIO(blobs[f"{name}.npy"]), allow_pickle=False) for name in ARRAY_FILES}
-        clips["captions"] = json.loads(blobs["captions.json"])
-        if blobs[VOCABULARY_FILE].decode().splitlines() != caption_vocabulary().words:
-            return None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return clips
+        write_clip_files(building, params)
+        shutil.rmtree(directory, ignore_errors=True)  # a stale or partial set under the final name
+        os.replace(building, directory)
+    except OSError:
+        if not (directory / PARAMS_FILE).is_file():  # lost no race: a real failure
+            raise
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    print(f" done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+    return directory
 
 
 def default_cache_root() -> Path:
@@ -230,67 +243,48 @@ def default_cache_root() -> Path:
     return Path(root) if root else Path.home() / ".cache" / "vatt"
 
 
+@with_clip_settings
 @register("datasets", "synthetic", example={"num_clips": 8, "frames": 4, "size": 16, "audio_samples": 512})
-class SyntheticClips(Dataset):
+class SyntheticClips(ManifestDataset):
     """Embedded synthetic clips: a coloured shape moving, a tone following it, a caption describing it.
 
-    Items follow the batch contract: "video" float32 [3, T, H, W] and "audio" float32 [S] in [-1, 1], "text"
-    int64 [L, 16] (all zero when the clip has no text), "text_mask" and "audio_mask" bool scalars, "label"
-    int64 scalar in [0, 96), "caption" str ("" without text). `num_clips` defaults to 2048 for "train" and
-    256 for "test"; the splits come from independent random streams. The cache lives in
-    `cache_dir`/<hash of the arguments>, `cache_dir` defaulting to $VATT_CACHE/synthetic or
-    ~/.cache/vatt/synthetic.
+    Generated once as mp4 files plus a manifest, then read like any manifest dataset (clip settings apply:
+    `train` defaults to split == "train", augmentation to one that keeps the captioned content, see
+    CONTENT_SAFE_AUGMENTATION, and whole decoded files are cached in memory up to `cache_mb`). Samples carry
+    "video", "audio", "audio_mask", "text" [L, 16], "text_mask", "caption" and "label" in [0, 96).
+    `num_clips` defaults to 2048 for "train" and 256 for "test"; the splits come from independent random
+    streams. Files live in `cache_dir`/<hash of the generation arguments>, `cache_dir` defaulting to
+    $VATT_CACHE/synthetic or ~/.cache/vatt/synthetic.
     """
 
     def __init__(self, split: str = "train", num_clips: int | None = None, frames: int = 8, size: int = 32,
                  audio_samples: int = 6400, sample_rate: int = 8000, candidates: int = 5,
-                 no_text_fraction: float = 0.0, seed: int = 0, cache_dir: str | None = None):
+                 no_text_fraction: float = 0.0, seed: int = 0, cache_dir: str | None = None, **clip):
         if split not in SPLIT_STREAMS:
             raise ValueError(f"split must be one of {sorted(SPLIT_STREAMS)}, got {split!r}")
         num_clips = DEFAULT_NUM_CLIPS[split] if num_clips is None else num_clips
         for name, value, low in (("num_clips", num_clips, 1), ("frames", frames, 1), ("size", size, 8),
-                                 ("audio_samples", audio_samples, 1), ("sample_rate", sample_rate, 100),
+                                 ("audio_samples", audio_samples, 1), ("sample_rate", sample_rate, 7350),
                                  ("candidates", candidates, 1), ("seed", seed, 0)):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        if size % 2:
+            raise ValueError(f"size must be even (H.264 4:2:0 video), got {size}")
         if not isinstance(no_text_fraction, (int, float)) or not 0.0 <= no_text_fraction <= 1.0:
             raise ValueError(f"no_text_fraction must be a number in [0, 1], got {no_text_fraction!r}")
         params = {"version": GENERATOR_VERSION, "split": split, "num_clips": num_clips, "frames": frames,
                   "size": size, "audio_samples": audio_samples, "sample_rate": sample_rate,
                   "candidates": candidates, "no_text_fraction": float(no_text_fraction), "seed": seed}
-        key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
         root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_root() / "synthetic"
-        self.directory = root / key
-        self.split = split
-        self.num_classes = NUM_CLASSES
-        self.class_names = class_names()
-        self.vocabulary = caption_vocabulary()
-        self.tokenizer = WordTokenizer(self.vocabulary, max_words=MAX_WORDS)
+        self.directory = ensure_clip_files(root, params)
         self.vocabulary_path = self.directory / VOCABULARY_FILE
-
-        clips = _read_cache(self.directory, params)
-        if clips is None:
-            print(f"vatt: generating {num_clips} synthetic {split} clips into {self.directory} ...",
-                  end="", file=sys.stderr, flush=True)
-            started = time.perf_counter()
-            clips = generate_clips(**{k: v for k, v in params.items() if k != "version"})
-            _write_cache(self.directory, params, clips, self.vocabulary)
-            print(f" done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
-        self._video, self._audio, self._text = clips["video"], clips["audio"], clips["text"]
-        self._text_mask, self.labels, self.captions = clips["text_mask"], clips["label"], clips["captions"]
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> dict:
-        video = torch.from_numpy(self._video[index]).float() / 127.5 - 1.0  # [3, T, H, W] in [-1, 1]
-        audio = torch.from_numpy(self._audio[index].astype(np.float32) / 32767.0)  # [S] in [-1, 1]
-        return {
-            "video": video,
-            "audio": audio,
-            "text": torch.from_numpy(self._text[index].astype(np.int64)),  # [L, 16]
-            "text_mask": torch.tensor(bool(self._text_mask[index])),
-            "audio_mask": torch.tensor(True),
-            "label": torch.tensor(int(self.labels[index]), dtype=torch.long),
-            "caption": self.captions[index],
-        }
+        self.vocabulary = Vocabulary.load(self.vocabulary_path)
+        defaults = {"train": split == "train", "fps": FPS, "audio_rate": sample_rate, "cache_mb": DEFAULT_CACHE_MB,
+                    **EVAL_VIEWS,
+                    **CONTENT_SAFE_AUGMENTATION}
+        clip = {**defaults, **{k: v for k, v in clip.items() if v is not None}}
+        super().__init__(str(self.directory / MANIFEST_FILE), vocabulary=str(self.vocabulary_path),
+                         classes=str(self.directory / CLASSES_FILE), multi_label=False, candidates=candidates,
+                         frames=frames, size=size, audio_samples=audio_samples, **clip)
+        self.split = split
+        self.labels = np.array([self._class_index[entry.labels[0]] for entry in self.entries], dtype=np.int64)

@@ -1,24 +1,47 @@
-"""The training loop shared by the tasks: step, log, checkpoint, evaluate, resume.
+"""The training loop shared by the tasks: step, log, checkpoint, evaluate, resume; on one process or many.
 
-Exact resumption without saving RNG state: the global torch RNG is re-seeded from (seed, step) before every
-step, and the data order is a pure function of (seed, step) (vatt.data.sampler), so a run resumed from the
-checkpoint of step N replays steps N+1... bit for bit on the same machine.
+Exact resumption without saving RNG state: the global torch RNG is re-seeded from (seed, step, rank) before
+every step, and the data order is a pure function of (seed, step) (vatt.data.sampler), so a run resumed from
+the checkpoint of step N replays steps N+1... bit for bit on the same machine and number of processes. Each
+process draws differently (DropToken, dropout), as independent devices would.
+
+Under torch.distributed every process runs the loop on its share of the global batch; after each backward
+the processes agree, in one small collective, on the global-batch loss to log, on whether any of them saw a
+non-finite loss (then every process skips the update) and on whether any was asked to stop. Only the main
+process logs and writes; checkpoints hold full tensors (`vatt.engine.parallel.full_state`), so a run saved by
+N processes resumes on any number.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+import numpy as np
 import torch
 
 from vatt.engine.checkpoint import load_latest, save_checkpoint
+from vatt.engine.distributed import all_sum, broadcast_from_main, is_main_process, rank, world_size
+from vatt.engine.faults import BadStepCounter, StopRequests, TrainingInterrupted
 from vatt.engine.logging import RunLogger
 from vatt.engine.optim import set_lr
+from vatt.engine.parallel import full_state, load_full_state
+from vatt.engine.speed import autocast
+
+def step_seed(seed: int, step: int, process_rank: int = 0) -> int:
+    """The RNG seed of one process's step; rank 0's equals a single-process run's.
+
+    A hash of all three, not a sum: torch's CPU generator keeps only the low 32 bits of a seed.
+    """
+    return int(np.random.SeedSequence([seed, step, process_rank]).generate_state(1, dtype=np.uint64)[0])
 
 
-def step_seed(seed: int, step: int) -> int:
-    # a large odd multiplier keeps (seed, step) pairs from colliding across nearby seeds
-    return (seed * 1_000_003 + step) % (2**63 - 1)
+@dataclass
+class StepOutcome:
+    """What one training step reports, identical on every process."""
+    scalars: dict[str, float]  # to log: loss (global-batch mean), its terms, lr, ...
+    skipped: bool  # the loss was not finite on some process: no update was made
+    stop: str | None  # the signal some process received during the step, if any
 
 
 @dataclass
@@ -28,59 +51,138 @@ class Loop:
     loss_fn: Callable[[torch.nn.Module, dict], tuple[torch.Tensor, dict]]  # → (loss, scalars to log)
     optimizer: torch.optim.Optimizer
     schedule: Callable[[int], float]
-    batches: Callable[[int], Iterator[dict]]  # start step → batches from that step on
+    batches: Callable[[int], Iterator[dict]]  # start step → this process's batches from that step on
     run_dir: str
     steps: int
-    logger: RunLogger | None = None  # made after resume(), so it knows where the run continues
+    logger: RunLogger | None = None  # made after resume(), so it knows where the run continues; main process only
     seed: int = 0
     device: torch.device = torch.device("cpu")
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
     max_grad_norm: float | None = None
-    evaluate: Callable[[int], dict] | None = None  # step → metrics
+    evaluate: Callable[[int], dict] | None = None  # step → metrics; runs on every process
     eval_every: int = 0
     start_step: int = 0
+    precision: str = "fp32"  # or "bf16": the forward runs under autocast
+    max_bad_steps: int = 10  # non-finite losses in a row before the run stops
+    handle_signals: bool = True  # SIGTERM / Ctrl-C: finish the step, save, stop
+    bad_steps: BadStepCounter = field(init=False)
+    stop_requests: StopRequests = field(init=False)  # listening for SIGTERM / Ctrl-C while fit() runs
+
+    def __post_init__(self):
+        self.bad_steps = BadStepCounter(self.max_bad_steps)
+        self.stop_requests = StopRequests()
 
     def resume(self) -> int:
-        """Load the run directory's latest checkpoint, if any; returns the step to continue from."""
-        found = load_latest(self.run_dir)
-        if found is None:
+        """Load the run directory's latest checkpoint, if any; returns the step to continue from.
+
+        The main process reads the checkpoint and sends it to the others, which need no access to the run
+        directory.
+        """
+        found = load_latest(self.run_dir) if is_main_process() else None
+        step, state = found if found is not None else (0, None)
+        bad_total, bad_in_a_row = state.get("bad_steps", (0, 0)) if state is not None else (0, 0)
+        step, bad_total, bad_in_a_row = broadcast_from_main((step, bad_total, bad_in_a_row))
+        if step == 0:
             return 0
-        step, state = found
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        load_full_state(self.model, self.optimizer, state)
+        self.bad_steps = BadStepCounter(self.max_bad_steps, bad_total, bad_in_a_row)
         self.start_step = step
         return step
 
     def save(self, step: int) -> None:
-        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": step}
-        save_checkpoint(self.run_dir, step, state, keep=self.keep_checkpoints)
+        """Write the checkpoint of ``step``; every process must call it, the main process writes."""
+        state = full_state(self.model, self.optimizer)
+        if is_main_process():
+            state.update(step=step, bad_steps=[self.bad_steps.total, self.bad_steps.in_a_row])
+            save_checkpoint(self.run_dir, step, state, keep=self.keep_checkpoints)
+
+    def train_step(self, step: int, batch: dict) -> StepOutcome:
+        """One update from this process's ``batch`` of global step ``step`` (0-based)."""
+        _seed(self.device, step_seed(self.seed, step, rank()))  # DropToken and dropout draws of this step
+        lr = self.schedule(step + 1)  # the lr of the update that completes step + 1; never 0 in warm-up
+        set_lr(self.optimizer, lr)
+        with autocast(self.device, self.precision):
+            loss, scalars = self.loss_fn(self.model, batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = self._clip_gradients()
+        _sync(self.device)  # XLA: run forward and backward as one graph before reading anything back
+        scalars, finite, stop = self._agree(loss, scalars, grad_norm, self.stop_requests.requested)
+        if finite:
+            self.optimizer.step()
+            self.bad_steps.good()
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+            self.bad_steps.bad()
+            scalars = {}  # a skipped step has no loss worth plotting
+        _sync(self.device)
+        scalars["lr"] = lr
+        if self.bad_steps.total:
+            scalars["skipped_steps"] = float(self.bad_steps.total)
+        return StepOutcome(scalars=scalars, skipped=not finite, stop=stop)
 
     def fit(self) -> None:
         self.model.train()
         batches = self.batches(self.start_step)
-        for step in range(self.start_step, self.steps):
-            batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v
-                     for k, v in next(batches).items()}
-            torch.manual_seed(step_seed(self.seed, step))  # DropToken and dropout draws of this step
-            lr = self.schedule(step + 1)  # the lr of the update that completes step + 1; never 0 in warm-up
-            set_lr(self.optimizer, lr)
-            loss, scalars = self.loss_fn(self.model, batch)
-            if not torch.isfinite(loss):
-                self.save(step)
-                raise FloatingPointError(f"loss is {float(loss)} at step {step + 1}; the checkpoint of step "
-                                         f"{step} was kept in {self.run_dir}")
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.max_grad_norm:
-                scalars["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(),
-                                                                            self.max_grad_norm))
-            self.optimizer.step()
-            done = step + 1
-            self.logger.log_step(done, {"loss": float(loss.detach()), "lr": lr, **scalars})
-            if done % self.checkpoint_every == 0 or done == self.steps:
-                self.save(done)
-            if self.evaluate is not None and self.eval_every and done % self.eval_every == 0 and done < self.steps:
-                self.logger.log_eval(done, self.evaluate(done))
-                self.model.train()
+        with self.stop_requests if self.handle_signals else contextlib.nullcontext():
+            for step in range(self.start_step, self.steps):
+                batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v
+                         for k, v in next(batches).items()}
+                outcome = self.train_step(step, batch)
+                done = step + 1
+                if self.logger is not None:
+                    self.logger.log_step(done, outcome.scalars)
+                if outcome.stop is not None:
+                    self.save(done)
+                    raise TrainingInterrupted(f"stopped by {outcome.stop} after step {done}; its checkpoint is "
+                                              f"in {self.run_dir}")
+                if self.bad_steps.exhausted:
+                    self.save(done)
+                    raise self.bad_steps.error(done, self.run_dir)
+                if done % self.checkpoint_every == 0 or done == self.steps:
+                    self.save(done)
+                if self.evaluate is not None and self.eval_every and done % self.eval_every == 0 \
+                        and done < self.steps:
+                    metrics = self.evaluate(done)
+                    if self.logger is not None:
+                        self.logger.log_eval(done, metrics)
+                    self.model.train()
 
+    def _clip_gradients(self) -> torch.Tensor | None:
+        if not self.max_grad_norm:
+            return None
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
+        return norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # FSDP: a sharded norm
+
+    def _agree(self, loss: torch.Tensor, scalars: dict[str, Any], grad_norm: torch.Tensor | None,
+               stop_requested: str | None) -> tuple[dict[str, float], bool, str | None]:
+        """Sum over processes, in one collective and one read-back: the loss and its terms (averaged for the
+        log), whether any loss or gradient norm was non-finite, and whether any process was asked to stop."""
+        bad = ~torch.isfinite(loss.detach().float())
+        if grad_norm is not None:
+            bad = bad | ~torch.isfinite(grad_norm.detach().float())
+        logged = [loss.detach().float().reshape(1), *(torch.as_tensor(v, dtype=torch.float32, device=loss.device)
+                                                      .detach().reshape(1) for v in scalars.values())]
+        flags = torch.stack([bad.float(), torch.tensor(float(stop_requested is not None), device=loss.device)])
+        *means, bad_count, stop_count = all_sum(torch.cat([*logged, flags])).tolist()
+        processes = world_size()
+        agreed = {name: value / processes for name, value in zip(["loss", *scalars], means)}
+        if grad_norm is not None:
+            agreed["grad_norm"] = float(grad_norm)  # after the gradient all-reduce: the same on every process
+        stop = (stop_requested or "a stop request on another process") if stop_count > 0 else None
+        return agreed, bad_count == 0, stop
+
+
+def _seed(device: torch.device, seed: int) -> None:
+    torch.manual_seed(seed)  # CPU and CUDA generators
+    if device.type == "xla":
+        import torch_xla
+        torch_xla.manual_seed(seed)
+
+
+def _sync(device: torch.device) -> None:
+    """Cut and run the lazily traced graph (XLA); a no-op on eager devices."""
+    if device.type == "xla":
+        import torch_xla
+        torch_xla.sync()

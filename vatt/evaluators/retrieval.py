@@ -3,6 +3,10 @@
 The model is used as it comes out of pre-training: no fine-tuning, only the common video-text space. Both
 sides are L2-normalised and compared by cosine similarity; ranks and recalls follow `vatt.metrics`
 (1-based ranks, ties counted against the model, recalls as fractions in [0, 1]).
+
+A video may come as several clips (``video`` [V, 3, T, H, W]: the paper's 4 uniformly spaced clips). Two
+ways to score it, both in the release: average the V raw embeddings, then normalise and compare (the
+paper's numbers), or compare each normalised clip embedding and average the V similarities.
 """
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ from vatt.metrics import retrieval_metrics
 from vatt.registry import register
 
 REPORTED = ("R@1", "R@5", "R@10", "median_rank")
+VIEW_AVERAGES = ("embeddings", "similarities", "both")
+SIMILARITY_AVERAGE_KEY = "avg_similarity"  # results of averaging similarities: <prefix>/avg_similarity/R@K
 
 
 @register("evaluators", "zero_shot_retrieval", example={"batch_size": 4})
@@ -20,12 +26,14 @@ class ZeroShotRetrieval:
     """Text→video retrieval over a dataset of clips with captions; query i's true video is video i.
 
     ``run(model, dataset)`` takes a MultimodalModel and a map-style dataset of sample dicts with "video"
-    [3, T, H, W] and "text" [L, W] (candidate captions; ``caption_index`` picks the query), and returns
-    ``zero_shot/<dataset_name>/{R@1, R@5, R@10, median_rank, pool}`` (pool: number of videos searched).
+    [3, T, H, W] or [V, 3, T, H, W] (V clips) and "text" [L, W] (candidate captions; ``caption_index``
+    picks the query), and returns ``zero_shot/<dataset_name>/{R@1, R@5, R@10, median_rank, pool}`` (pool:
+    number of videos searched) from averaged embeddings. ``view_average`` "similarities" reports the
+    averaged similarities under ``zero_shot/<dataset_name>/avg_similarity/...`` instead, "both" reports both.
     """
 
     def __init__(self, *, dataset_name: str = "synthetic", batch_size: int = 64, video_space: str = "vt",
-                 text_space: str = "vt", caption_index: int = 0):
+                 text_space: str = "vt", caption_index: int = 0, view_average: str = "embeddings"):
         if not isinstance(dataset_name, str) or not dataset_name or "/" in dataset_name:
             raise ValueError(f"dataset_name must be a non-empty name without '/', got {dataset_name!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -35,11 +43,14 @@ class ZeroShotRetrieval:
         for name, space in (("video_space", video_space), ("text_space", text_space)):
             if not isinstance(space, str) or not space:
                 raise ValueError(f"{name} must be a non-empty string, got {space!r}")
+        if view_average not in VIEW_AVERAGES:
+            raise ValueError(f"view_average must be one of {', '.join(VIEW_AVERAGES)}, got {view_average!r}")
         self.dataset_name = dataset_name
         self.batch_size = batch_size
         self.video_space = video_space
         self.text_space = text_space
         self.caption_index = caption_index
+        self.view_average = view_average
 
     def run(self, model: torch.nn.Module, dataset) -> dict[str, float]:
         pool = len(dataset)
@@ -49,13 +60,17 @@ class ZeroShotRetrieval:
         model.eval()
         try:
             with torch.no_grad():
-                videos, captions = self._embed(model, dataset)  # [N, d], [N, d]
+                videos, captions = self._embed(model, dataset)  # [N, V, d] raw, [N, d] normalised
         finally:
             model.train(was_training)
-        similarity = captions @ videos.T  # [N queries, N videos], cosine
-        metrics = retrieval_metrics(similarity)
         prefix = f"zero_shot/{self.dataset_name}"
-        result = {f"{prefix}/{key}": metrics[key] for key in REPORTED}
+        result = {}
+        if self.view_average in ("embeddings", "both"):
+            mean_video = F.normalize(videos.mean(dim=1), dim=-1)  # [N, d]
+            result.update(_reported(captions @ mean_video.T, prefix))  # [N queries, N videos], cosine
+        if self.view_average in ("similarities", "both"):
+            per_clip = torch.einsum("qd,nvd->qnv", captions, F.normalize(videos, dim=-1))  # [Q, N, V] cosine
+            result.update(_reported(per_clip.mean(dim=-1), f"{prefix}/{SIMILARITY_AVERAGE_KEY}"))
         result[f"{prefix}/pool"] = pool
         return result
 
@@ -65,17 +80,18 @@ class ZeroShotRetrieval:
         for start in range(0, len(dataset), self.batch_size):
             samples = [dataset[i] for i in range(start, min(start + self.batch_size, len(dataset)))]
             batch = {
-                "video": torch.stack([torch.as_tensor(s["video"]) for s in samples]).to(device),  # [B, 3, T, H, W]
+                "video": torch.stack([torch.as_tensor(s["video"]) for s in samples]).to(device),  # [B, (V,) 3, T, H, W]
                 "text": torch.stack([self._query(s["text"], start + k) for k, s in enumerate(samples)])
                 .to(device),  # [B, 1, W]
             }
             outputs = model(batch, modalities=("video", "text"))
-            video = outputs["video"][self.video_space]  # [B, d]
+            video = outputs["video"][self.video_space]  # [B, d] or [B, V, d]
+            video = video if video.dim() == 3 else video[:, None]  # [B, V, d]
             caption = outputs["text"][self.text_space].reshape(len(samples), -1)  # [B, 1, d] -> [B, d]
-            if video.shape != caption.shape:
+            if video.shape[-1] != caption.shape[-1]:
                 raise ValueError(f"video space {self.video_space!r} {tuple(video.shape)} and text space "
                                  f"{self.text_space!r} {tuple(caption.shape)} must have the same width")
-            videos.append(F.normalize(video.float(), dim=-1).cpu())
+            videos.append(video.float().cpu())
             captions.append(F.normalize(caption.float(), dim=-1).cpu())
         return torch.cat(videos), torch.cat(captions)
 
@@ -91,7 +107,12 @@ class ZeroShotRetrieval:
     def __repr__(self) -> str:
         return (f"ZeroShotRetrieval(dataset_name={self.dataset_name!r}, batch_size={self.batch_size}, "
                 f"video_space={self.video_space!r}, text_space={self.text_space!r}, "
-                f"caption_index={self.caption_index})")
+                f"caption_index={self.caption_index}, view_average={self.view_average!r})")
+
+
+def _reported(similarity: torch.Tensor, prefix: str) -> dict[str, float]:
+    metrics = retrieval_metrics(similarity)
+    return {f"{prefix}/{key}": metrics[key] for key in REPORTED}
 
 
 def _device_of(model: torch.nn.Module) -> torch.device:

@@ -41,6 +41,7 @@ class PatchTokenizer(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     supports_droptoken = True
+    fused_ops = True  # patch embedding by vatt.ops (fused kernels); False: plain PyTorch (see set_fused_ops)
 
     @property
     def num_tokens(self) -> int:
@@ -55,7 +56,8 @@ class PatchTokenizer(nn.Module):
             raise ValueError(f"x must be [B, {', '.join(map(str, self.sample_shape))}], the input size this "
                              f"tokenizer's positions were built for, got shape {tuple(x.shape)}")
         pos = self.positions.table()  # [N, D]
-        tokens = patch_embed(x, self.patch_size, self.projection.weight, self.projection.bias, pos, keep)  # [B, K, D]
+        embed = _fused_patch_embed() if self.fused_ops else patch_embed
+        tokens = embed(x, self.patch_size, self.projection.weight, self.projection.bias, pos, keep)  # [B, K, D]
         tokens = self.dropout(tokens)
         agg = self.agg.to(tokens.dtype).expand(tokens.shape[0], 1, -1)  # [B, 1, D]
         return torch.cat([agg, tokens], dim=1), None  # [B, 1+K, D]
@@ -97,6 +99,11 @@ class WaveformPatchTokenizer(PatchTokenizer):
     def __init__(self, *, dim: int, patch_size: int = 128, samples: int = 153600, dropout: float = 0.1):
         super().__init__(dim=dim, patch_size=normalise_patch_size(patch_size, 1), sample_shape=(samples,),
                          channels=1, dropout=dropout)
+
+
+def _fused_patch_embed():
+    from vatt.ops import patch_embed as fused  # imported on first use: loading the compiled kernels takes a moment
+    return fused
 
 
 def _height_width(size: int | Sequence[int]) -> tuple[int, int]:

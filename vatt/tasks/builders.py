@@ -22,6 +22,7 @@ class ModalitySettings:
     droptoken: float = 0.0           # share of tokens DropToken removes in training
     per_sample_drop: bool = False    # False: one draw per batch, as the release does
     input: str | None = None         # the batch key this modality reads; default: its own name
+    word2vec: dict | None = None     # {path: vectors file, vocabulary: one word per line} for a words table
 
 
 @dataclass
@@ -69,8 +70,29 @@ def build_model(model_cfg: dict):
                                  adapter=shared is not None)
         except ValueError as exc:
             raise ConfigError([f"{where}: {exc}"]) from exc
+        if mod.get("word2vec"):
+            load_word_vectors(tokenizer, mod["word2vec"], f"{where}.word2vec")
         heads[name] = build("heads", mod["head"], f"{where}.head", in_dim=towers[name].out_dim)
     return MultimodalModel(towers, heads, inputs)
+
+
+def load_word_vectors(tokenizer, spec: dict, where: str) -> None:
+    """Fill a words tokenizer's embedding table from a word2vec file (binary or text), row i holding the
+    vector of line i of the vocabulary file; rows past the vocabulary keep their initialisation."""
+    from vatt.data.text import Vocabulary
+    from vatt.data.word2vec import load_word2vec
+    if not hasattr(tokenizer, "load_embeddings") or set(spec) != {"path", "vocabulary"}:
+        raise ConfigError([f"{where}: needs {{path, vocabulary}} on a tokenizer with a word table, got {spec!r}"])
+    try:
+        vocabulary = Vocabulary.load(spec["vocabulary"])
+        table = tokenizer.embedding.weight.detach().clone()  # [V, E]
+        if len(vocabulary) > table.shape[0]:
+            raise ValueError(f"vocabulary {spec['vocabulary']} has {len(vocabulary)} words, more than the "
+                             f"table's {table.shape[0]} rows")
+        table[: len(vocabulary)] = load_word2vec(spec["path"], vocabulary, dim=table.shape[1])
+    except (OSError, ValueError) as exc:
+        raise ConfigError([f"{where}: {exc}"]) from exc
+    tokenizer.load_embeddings(table)
 
 
 @dataclass
@@ -135,3 +157,28 @@ def total_loss(terms: list[LossTerm], outputs: dict, batch: dict) -> tuple[torch
     weight = sum(t.weight for t in terms)
     loss = sum(t.weight * values[t.name] for t in terms) / weight
     return loss, {f"loss/{k}": float(v.detach()) for k, v in values.items()}
+
+
+def build_tower(tokenizer: dict, backbone: dict, where: str, *, droptoken: float = 0.0,
+                per_sample_drop: bool = False, adapter: bool = False):
+    """One modality's Tower from its tokenizer and backbone nodes (the tokenizer takes the backbone's width)."""
+    from vatt.models.multimodal import Tower
+    built_backbone = build("backbones", backbone, f"{where}.backbone")
+    built_tokenizer = build("tokenizers", tokenizer, f"{where}.tokenizer", dim=built_backbone.width)
+    try:
+        return Tower(built_tokenizer, built_backbone, droptoken_rate=float(droptoken),
+                     per_sample_drop=bool(per_sample_drop), adapter=bool(adapter))
+    except ValueError as exc:
+        raise ConfigError([f"{where}: {exc}"]) from exc
+
+
+# Keys of an evaluator node that hold datasets of its own (a linear probe's labelled training set). Tasks
+# list them as injected for "evaluators": the config gives nodes there, build_evaluator passes the datasets.
+EVALUATOR_DATASETS = frozenset({"train", "eval"})
+
+
+def build_evaluator(node: dict, where: str, **injected):
+    """The evaluator a config node names, its nested dataset nodes built first and passed in as objects."""
+    datasets = {key: build_dataset(node[key], f"{where}.{key}")
+                for key in sorted(EVALUATOR_DATASETS) if isinstance(node.get(key), dict)}
+    return build("evaluators", node, where, reserved=tuple(datasets), **datasets, **injected)

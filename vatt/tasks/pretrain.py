@@ -1,6 +1,8 @@
 """Contrastive pre-training of VATT (NCE between video and audio, MIL-NCE between video and text).
 
-The recipe, top to bottom: data → model → losses → optimiser and schedule → resume → train → evaluate.
+The recipe, top to bottom: processes → data → model → speed switches → data parallelism → losses → optimiser
+and schedule → resume → train → evaluate. ``torchrun --nproc_per_node=N -m vatt.run CONFIG`` runs it on N
+processes: ``run.batch_size`` is the global batch, split evenly over them.
 """
 from __future__ import annotations
 
@@ -10,16 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
 
 from vatt import config as cfglib
-from vatt.data.sampler import StepBatchSampler, collate
+from vatt.data.loader import make_loader
+from vatt.engine import distributed, speed
 from vatt.engine.logging import RunLogger
+from vatt.engine.parallel import PARALLEL_MODES, data_parallel
 from vatt.engine.trainer import Loop
-from vatt.registry import build, register
+from vatt.registry import ConfigError, build, register
 from vatt.tasks import builders
 from vatt.tasks.base import Task, settings
-from vatt.tasks.run_dir import prepare_run_dir, resolve_device
+from vatt.tasks.run_dir import default_run_dir, prepare_run_dir, resolve_device
 
 
 @dataclass
@@ -36,6 +39,15 @@ class RunSettings:
     threads: int | None = None       # torch intra-op threads; None keeps torch's default
     max_grad_norm: float | None = None
     tensorboard: bool = True
+    max_bad_steps: int = 10          # steps in a row with a NaN/Inf loss (each skipped) before the run stops
+    # several processes (torchrun): how the model is spread, and how long a collective may wait for the others
+    parallel: str = "ddp"            # ddp (replicas) or fsdp (FSDP2 fully_shard: sharded parameters)
+    collective_timeout: float = 900.0  # seconds
+    # speed switches
+    precision: str = "fp32"          # fp32 or bf16 (autocast)
+    fused_ops: bool = True           # the fused vatt ops where the model and losses can use them
+    compile: bool = False            # torch.compile each tower
+    activation_checkpointing: bool = False  # recompute each transformer layer in backward (less memory)
 
 
 @dataclass
@@ -67,6 +79,12 @@ class Pretrain(Task):
         for key in ("optimizer", "schedule"):
             if not isinstance(cfg.get(key), dict):
                 problems.append(f"{key}: missing")
+        run = cfg.get("run") or {}
+        for key, allowed in (("parallel", PARALLEL_MODES), ("precision", tuple(speed.PRECISIONS))):
+            if key in run and run[key] not in allowed:
+                problems.append(f"run.{key}: must be one of {', '.join(allowed)}, got {run[key]!r}")
+        if isinstance(run.get("max_bad_steps"), int) and run["max_bad_steps"] < 1:
+            problems.append(f"run.max_bad_steps: must be at least 1, got {run['max_bad_steps']}")
         return problems
 
     def check_data(self, cfg: dict) -> list[str]:
@@ -83,52 +101,73 @@ class Pretrain(Task):
 
     def run(self, cfg: dict, config_path: Path | None = None) -> dict[str, Any]:
         run = settings(RunSettings, cfg, "run")
-        data = settings(DataSettings, cfg, "data")
-        device = resolve_device(run.device)
         if run.threads:
             torch.set_num_threads(run.threads)
-        run_dir = prepare_run_dir(run.dir, config_path, cfg)
-        torch.manual_seed(run.seed)  # initial weights
+        with distributed.process_group(resolve_device(run.device), run.collective_timeout) as device:
+            return self.train(cfg, config_path, run, settings(DataSettings, cfg, "data"), device)
 
-        train_set = builders.build_dataset(data.train, "data.train")
-        eval_set = builders.build_dataset(data.eval, "data.eval") if data.eval else None
+    def train(self, cfg: dict, config_path: Path | None, run: RunSettings, data: DataSettings,
+              device: torch.device) -> dict[str, Any]:
+        main_process = distributed.is_main_process()
+        try:
+            distributed.local_batch_size(run.batch_size)
+        except ValueError as exc:
+            raise ConfigError([f"run.batch_size: {exc}"]) from None
+        # only the main process writes the run directory; the others just know where it is
+        run_dir = prepare_run_dir(run.dir, config_path, cfg) if main_process else \
+            Path(run.dir) if run.dir else default_run_dir(config_path)
+        torch.manual_seed(run.seed)  # initial weights, the same on every process
+
+        with distributed.main_process_first():  # a dataset that builds a cache builds it once
+            train_set = builders.build_dataset(data.train, "data.train")
+            eval_set = builders.build_dataset(data.eval, "data.eval") if data.eval else None
         model = builders.build_model(cfg["model"]).to(device)
         terms = builders.build_losses(cfg["losses"])
-        optimizer = build("optimizers", cfg["optimizer"], "optimizer", params=model.parameters())
+        speed.set_fused_ops([*model.modules(), *(term.fn for term in terms)], run.fused_ops)
+        if run.activation_checkpointing:
+            speed.checkpoint_activations(model)
+        if run.compile:
+            speed.compile_towers(model)
+        trained = data_parallel(model, run.parallel, device)  # the model itself on one process
+        optimizer = build("optimizers", cfg["optimizer"], "optimizer", params=trained.parameters())
         base_lr = optimizer.param_groups[0]["lr"]
         schedule = build("schedules", cfg["schedule"], "schedule", base_lr=base_lr, total_steps=run.steps)
         evaluators = [build("evaluators", node, f"evaluators.{i}")
                       for i, node in enumerate(cfg.get("evaluators") or [])]
 
         def batches(start_step: int):
-            sampler = StepBatchSampler(len(train_set), run.batch_size, seed=run.seed, start_step=start_step)
-            return iter(DataLoader(train_set, batch_sampler=sampler, collate_fn=collate,
-                                   num_workers=data.num_workers))
+            # every process walks the same global batches and loads only its own slice of each
+            return make_loader(train_set, batch_size=run.batch_size, seed=run.seed, start_step=start_step,
+                               num_workers=data.num_workers, shard=distributed.ShardedBatchSampler)
 
         def loss_fn(model, batch):
             return builders.total_loss(terms, model(batch), batch)
 
         def evaluate(step: int) -> dict:
             metrics = {}
-            for evaluator in evaluators:
+            for evaluator in evaluators:  # on every process: a sharded model needs all of them to run
                 metrics.update(evaluator.run(model, eval_set))
             return metrics
 
-        loop = Loop(model=model, loss_fn=loss_fn, optimizer=optimizer, schedule=schedule, batches=batches,
+        loop = Loop(model=trained, loss_fn=loss_fn, optimizer=optimizer, schedule=schedule, batches=batches,
                     run_dir=str(run_dir), steps=run.steps, seed=run.seed, device=device,
                     checkpoint_every=run.checkpoint_every, keep_checkpoints=run.keep_checkpoints,
-                    max_grad_norm=run.max_grad_norm, evaluate=evaluate, eval_every=run.eval_every)
+                    max_grad_norm=run.max_grad_norm, evaluate=evaluate, eval_every=run.eval_every,
+                    precision=run.precision, max_bad_steps=run.max_bad_steps)
         start = loop.resume()
-        if start:
-            print(f"resuming {run_dir} from step {start}", file=sys.stderr)
-        loop.logger = RunLogger(run_dir, total_steps=run.steps, batch_size=run.batch_size,
-                                tensorboard=run.tensorboard, print_every=run.log_every, start_step=start)
+        if main_process:
+            if start:
+                print(f"resuming {run_dir} from step {start}", file=sys.stderr)
+            loop.logger = RunLogger(run_dir, total_steps=run.steps, batch_size=run.batch_size,
+                                    tensorboard=run.tensorboard, print_every=run.log_every, start_step=start)
         try:
             loop.fit()
             results = evaluate(run.steps) if evaluators else {}
-            if results:
-                loop.logger.log_eval(run.steps, results)
-            loop.logger.write_results(results)
+            if main_process:
+                if results:
+                    loop.logger.log_eval(run.steps, results)
+                loop.logger.write_results(results)
         finally:
-            loop.logger.close()
-        return results
+            if loop.logger is not None:
+                loop.logger.close()
+        return results if main_process else {}

@@ -1,0 +1,224 @@
+"""Throughput of a pre-training step of any config: clips/s, achieved TFLOP/s and peak memory; prints JSON.
+
+    python benchmarks/pretrain.py CONFIG [key=value ...] [--plain] [--batch N] [--steps N] [--rounds N]
+                                  [--device cpu|cuda|xla] [--threads N] [--out FILE]
+
+The step is the trainer's own (`Loop.train_step`: forward under the config's precision, backward, gradient
+clipping if set, optimiser step) on a random batch shaped as the config's tokenizers expect (text with
+``--candidates`` captions per clip). The config's ``run`` switches apply: precision, fused_ops, compile,
+activation_checkpointing. ``--plain`` also runs the same model without the project's optimisations (no fused
+vatt ops, no torch.compile, no activation checkpointing, no fused optimiser; same precision) and reports the
+ratio. Each variant runs in its own process, so compile caches and peak memory do not mix; its time is the
+best of ``--rounds`` rounds of ``--steps`` steps after a warm-up round.
+
+TFLOP/s use the spec's count of a step (../shared/bench/anchor_gpu.py ``flops_per_clip``): for each tower's
+transformer, per layer n·2·(weights of its linear maps) + 4·n²·d with n = kept tokens + [AGG], plus the patch
+projection of every patch, times 3 for forward and backward. On CUDA the bf16 matmul peak is measured in a
+process of its own and each variant's share of it reported.
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+
+from vatt import config as cfglib  # noqa: E402
+from vatt.engine import speed  # noqa: E402
+from vatt.engine.trainer import Loop  # noqa: E402
+from vatt.models.droptoken import kept_count  # noqa: E402
+from vatt.registry import build, get  # noqa: E402
+from vatt.tasks import builders  # noqa: E402
+from vatt.tasks.base import settings  # noqa: E402
+from vatt.tasks.pretrain import RunSettings  # noqa: E402
+
+PLAIN = {"fused_ops": False, "compile": False, "activation_checkpointing": False}
+
+
+def spec_flops_per_clip(model: nn.Module) -> float:
+    """FLOPs of one clip's forward and backward as the spec counts them (see the module docstring)."""
+    total = 0.0
+    for tower in model.towers.values():
+        tokenizer = tower.tokenizer
+        kept = kept_count(tokenizer.num_tokens, tower.droptoken_rate) if tower.droptoken_rate else tokenizer.num_tokens
+        n = kept + 1  # + [AGG]
+        for block in speed.transformer_blocks(tower.backbone):
+            weights = sum(m.in_features * m.out_features for m in block.modules() if isinstance(m, nn.Linear))
+            total += n * 2 * weights + 4 * n * n * tower.backbone.width
+        if hasattr(tokenizer, "patch_size"):  # the projection of every patch, as a convolution would compute it
+            total += 2 * tokenizer.num_tokens * tokenizer.projection.in_features * tokenizer.projection.out_features
+    return 3 * total
+
+
+def random_batch(model: nn.Module, batch: int, candidates: int, device: torch.device) -> dict:
+    """Inputs of the towers' shapes, ``candidates`` captions per clip, every clip with audio and text."""
+    inputs = {}
+    for name, tower in model.towers.items():
+        if tower.tokenizer.supports_droptoken:
+            inputs[name] = tower.tokenizer.example_input(batch)
+        else:  # text: [B, L, W]
+            inputs[name] = torch.stack([tower.tokenizer.example_input(batch) for _ in range(candidates)], dim=1)
+        inputs[f"{name}_mask"] = torch.ones(batch, dtype=torch.bool)
+    return {k: v.to(device) for k, v in inputs.items()}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "xla":
+        import torch_xla
+        torch_xla.sync()
+
+
+def _peak_rss_reset() -> None:
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")  # Linux: the peak resident set (VmHWM) restarts from the current one
+
+
+def _peak_rss_gib() -> float:
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 2**20  # kB → GiB
+
+
+def measure(spec: dict) -> dict:
+    """One variant in this process: build, warm up, time; the JSON-able result."""
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
+    cfg = cfglib.load(spec["config"], spec["overrides"])
+    run = settings(RunSettings, cfg, "run")
+    switches = {"precision": run.precision, "fused_ops": run.fused_ops, "compile": run.compile,
+                "activation_checkpointing": run.activation_checkpointing}
+    if spec["variant"] == "plain":
+        switches.update(PLAIN)
+        if "fused" in inspect.signature(get("optimizers", cfg["optimizer"]["type"]).obj).parameters:
+            cfg["optimizer"]["fused"] = False  # torch's default (foreach) kernels instead
+    device = torch.device(spec["device"])
+    torch.manual_seed(0)
+    model = builders.build_model(cfg["model"]).to(device)
+    terms = builders.build_losses(cfg["losses"])
+    fused_parts = speed.set_fused_ops([*model.modules(), *(t.fn for t in terms)], switches["fused_ops"])
+    if switches["activation_checkpointing"]:
+        speed.checkpoint_activations(model)
+    if switches["compile"]:
+        speed.compile_towers(model)
+    optimizer = build("optimizers", cfg["optimizer"], "optimizer", params=model.parameters())
+    batch = random_batch(model, spec["batch"], spec["candidates"], device)
+    lr = optimizer.param_groups[0]["lr"]
+    with tempfile.TemporaryDirectory() as run_dir:
+        loop = Loop(model=model, loss_fn=lambda m, b: builders.total_loss(terms, m(b), b), optimizer=optimizer,
+                    schedule=lambda step: lr, batches=lambda start: iter(()),
+                    run_dir=run_dir, steps=1, device=device, max_grad_norm=run.max_grad_norm,
+                    precision=switches["precision"], handle_signals=False)
+        model.train()
+        step = 0
+        rounds = []
+        for round_index in range(spec["rounds"] + 1):  # round 0 warms up (and compiles)
+            if round_index == 1:
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(device)
+                else:
+                    _peak_rss_reset()
+            _sync(device)
+            start = time.perf_counter()
+            for _ in range(spec["steps"]):
+                outcome = loop.train_step(step, batch)
+                step += 1
+            _sync(device)
+            rounds.append(time.perf_counter() - start)
+    best = min(rounds[1:]) / spec["steps"]
+    flops = spec_flops_per_clip(model) * spec["batch"]
+    return {
+        "variant": spec["variant"], "switches": switches, "fused_parts": fused_parts,
+        "optimizer_fused": optimizer.defaults.get("fused"), "step_s": round(best, 5),
+        "clips_per_s": round(spec["batch"] / best, 2), "tflops": round(flops / best / 1e12, 4),
+        "peak_memory_GiB": round(torch.cuda.max_memory_allocated(device) / 2**30, 3) if device.type == "cuda"
+        else round(_peak_rss_gib(), 3),
+        "peak_memory_kind": "cuda max_memory_allocated" if device.type == "cuda" else "process peak RSS",
+        "last_loss": outcome.scalars.get("loss"),
+    }
+
+
+def matmul_peak_tflops(device: torch.device, n: int = 8192) -> float:
+    """Measured bf16 matmul throughput, as anchor_gpu.py measures it."""
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(10):
+        a @ b
+    torch.cuda.synchronize(device)
+    return 2 * n**3 / ((time.perf_counter() - start) / 10) / 1e12
+
+
+def _child(spec: dict) -> dict:
+    done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{spec.get('variant', 'peak')} run failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", nargs="?", help="YAML config (a pre-training config)")
+    parser.add_argument("overrides", nargs="*", help="key.sub=value overrides, as for python -m vatt.run")
+    parser.add_argument("--plain", action="store_true", help="also run without the project's optimisations")
+    parser.add_argument("--batch", type=int, help="clips per step (default: the config's run.batch_size)")
+    parser.add_argument("--steps", type=int, default=5, help="steps per timed round")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds after the warm-up round")
+    parser.add_argument("--candidates", type=int, default=5, help="captions per clip (MIL-NCE's L)")
+    parser.add_argument("--device", help="cpu, cuda or xla (default: the config's run.device, auto → cuda if any)")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads")
+    parser.add_argument("--out", help="also write the JSON report to this file")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        spec = json.loads(args.child)
+        result = measure(spec) if spec["variant"] != "matmul_peak" else \
+            {"tflops": matmul_peak_tflops(torch.device(spec["device"]))}
+        print(json.dumps(result))
+        return
+    if args.config is None:
+        parser.error("a config is required")
+    cfg = cfglib.load(args.config, args.overrides)
+    run = settings(RunSettings, cfg, "run")
+    device = args.device or run.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    spec = {"config": str(Path(args.config).resolve()), "overrides": args.overrides, "device": device,
+            "batch": args.batch or run.batch_size, "steps": args.steps, "rounds": args.rounds,
+            "candidates": args.candidates, "threads": args.threads}
+    report = {"config": args.config, "overrides": args.overrides, "device": device, "batch": spec["batch"],
+              "torch": torch.__version__}
+    if device.startswith("cuda"):
+        report["gpu"] = torch.cuda.get_device_name(torch.device(device))
+        report["matmul_bf16_peak_tflops"] = round(_child({**spec, "variant": "matmul_peak"})["tflops"], 1)
+    variants = ["optimised", "plain"] if args.plain else ["optimised"]
+    report["variants"] = {name: _child({**spec, "variant": name}) for name in variants}
+    for result in report["variants"].values():
+        if "matmul_bf16_peak_tflops" in report:
+            result["share_of_matmul_peak"] = round(result["tflops"] / report["matmul_bf16_peak_tflops"], 3)
+    if args.plain:
+        optimised, plain = report["variants"]["optimised"], report["variants"]["plain"]
+        report["speedup_vs_plain"] = round(optimised["clips_per_s"] / plain["clips_per_s"], 3)
+        report["peak_memory_vs_plain"] = round(optimised["peak_memory_GiB"] / plain["peak_memory_GiB"], 3)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""make_loader: exact resume with workers, bad files skipped and counted, clear errors, seeded workers."""
+import json
+import logging
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from vatt.data.datasets.manifest import ManifestDataset
+from vatt.data.loader import DataError, make_loader
+from vatt.data.replicas import SMALL_CLIPS, manifest as make_manifest
+
+
+@pytest.fixture(scope="module")
+def replica(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("loader")
+    kwargs = make_manifest(folder)
+    good = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
+    (folder / "garbage.mp4").write_bytes(np.random.default_rng(0).bytes(4000))
+    whole = (folder / "clips" / "0.mp4").read_bytes()
+    (folder / "truncated.mp4").write_bytes(whole[: len(whole) // 3])
+    bad = [{"video": "missing.mp4"}, {"video": "garbage.mp4"}, {"video": "truncated.mp4", "start": 0.0},
+           {"video": "clips/1.mp4", "start": 1.7}]  # the last one is shorter than a clip
+    lines = good * 3 + bad  # 9 readable samples, 4 unreadable
+    (folder / "mixed.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    return folder, kwargs
+
+
+def take(batches, n):
+    return [next(batches) for _ in range(n)]
+
+
+def assert_same_batches(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert x.keys() == y.keys()
+        for key in x:
+            assert torch.equal(x[key], y[key]) if torch.is_tensor(x[key]) else x[key] == y[key]
+
+
+def test_resumed_and_multi_worker_loaders_give_the_uninterrupted_batches(replica):
+    _, kwargs = replica
+    dataset = ManifestDataset(**kwargs)
+    uninterrupted = take(make_loader(dataset, batch_size=2, seed=5), 5)
+    resumed = take(make_loader(dataset, batch_size=2, seed=5, start_step=3), 2)
+    with_workers = take(make_loader(dataset, batch_size=2, seed=5, num_workers=2), 5)
+    assert_same_batches(uninterrupted[3:], resumed)
+    assert_same_batches(uninterrupted, with_workers)
+    assert not torch.equal(uninterrupted[0]["video"], take(make_loader(dataset, batch_size=2, seed=6), 1)[0]["video"])
+
+
+def test_unreadable_samples_are_dropped_counted_and_logged(replica, caplog):
+    folder, kwargs = replica
+    dataset = ManifestDataset(str(folder / "mixed.jsonl"), vocabulary=kwargs["vocabulary"], **SMALL_CLIPS)
+    caplog.set_level(logging.WARNING, logger="vatt.data")
+    batches = make_loader(dataset, batch_size=13, seed=0, max_failure_rate=0.5, num_workers=1)
+    first = next(batches)
+    assert first["video"].shape[0] == 9  # the 4 bad ones left the batch
+    assert sorted(f.path.rsplit("/", 1)[1] for f in batches.failures.values()) == \
+        ["1.mp4", "garbage.mp4", "missing.mp4", "truncated.mp4"]
+    for name in ("missing.mp4", "garbage.mp4", "truncated.mp4", "shorter than a clip"):
+        assert name in caplog.text
+    next(batches)
+    assert len(batches.failures) == 4  # the same files failing again are not counted twice
+
+
+def test_too_many_failures_stop_with_the_count_and_the_files(replica):
+    folder, kwargs = replica
+    dataset = ManifestDataset(str(folder / "mixed.jsonl"), vocabulary=kwargs["vocabulary"], **SMALL_CLIPS)
+    with pytest.raises(DataError, match=r"4 of 13 samples could not be read.*1\.00%") as error:
+        next(make_loader(dataset, batch_size=13, seed=0))
+    assert "missing.mp4" in str(error.value) and "python -m vatt.data check" in str(error.value)
+
+
+class Exploding(Dataset):
+    """Sample 3 hits a bug or kills its process; every sample draws from numpy's global generator."""
+
+    def __init__(self, how):
+        self.how = how
+
+    def __len__(self):
+        return 8
+
+    def source(self, key):
+        return f"/data/file{key.index}.mp4"
+
+    def __getitem__(self, key):
+        if key.index == 3 and self.how == "bug":
+            raise KeyError("no such caption")
+        if key.index == 3 and self.how == "crash":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return {"x": torch.tensor(np.random.random())}
+
+
+def test_an_exception_in_a_worker_names_the_file():
+    with pytest.raises(RuntimeError, match="/data/file3.mp4") as error:
+        take(make_loader(Exploding("bug"), batch_size=8, num_workers=1), 1)
+    assert "KeyError" in str(error.value)
+
+
+def test_a_killed_worker_names_the_file_it_was_reading():
+    with pytest.raises(RuntimeError, match=r"worker 0 \(pid \d+\) died while reading /data/file3.mp4"):
+        take(make_loader(Exploding("crash"), batch_size=8, num_workers=1), 1)
+
+
+def test_workers_are_seeded_so_global_generators_repeat():
+    first = take(make_loader(Exploding("none"), batch_size=4, seed=1, num_workers=2), 2)
+    again = take(make_loader(Exploding("none"), batch_size=4, seed=1, num_workers=2), 2)
+    other = take(make_loader(Exploding("none"), batch_size=4, seed=2, num_workers=2), 2)
+    assert_same_batches(first, again)
+    assert not torch.equal(first[0]["x"], other[0]["x"])
+
+
+def test_loader_arguments_are_checked(replica):
+    _, kwargs = replica
+    with pytest.raises(ValueError, match="max_failure_rate"):
+        make_loader(ManifestDataset(**kwargs), batch_size=2, max_failure_rate=2)

@@ -1,0 +1,1 @@
+"""Registered clip datasets: the generic manifest and one module per published layout."""

@@ -1,0 +1,45 @@
+"""Moments in Time: one million 3-second clips of 339 actions and events.
+
+Layout: `root/moments_categories.txt` ("name,index" per line), the lists `root/trainingSet.csv` and
+`root/validationSet.csv` (rows "label/file.mp4,label,..."), and the clips `root/training/<label>/<file>`,
+`root/validation/<label>/<file>`.
+"""
+
+from __future__ import annotations
+
+import csv
+
+from vatt.data.datasets.base import (ClipDataset, ClipEntry, report_missing, require_folder, settings_from,
+                                     with_clip_settings)
+from vatt.registry import register
+
+SPLITS = {"train": ("trainingSet.csv", "training"), "val": ("validationSet.csv", "validation")}
+
+
+@with_clip_settings
+@register("datasets", "moments_in_time")
+class MomentsInTime(ClipDataset):
+    """Moments in Time clips with "label" (int64, moments_categories.txt order)."""
+
+    def __init__(self, root: str, split: str = "train", **clip):
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        folder = require_folder(root, "moments_in_time")
+        categories = folder / "moments_categories.txt"
+        listing, videos = (folder / name for name in SPLITS[split])
+        for needed in (categories, listing):
+            if not needed.is_file():
+                raise ValueError(f"moments_in_time: {needed} does not exist")
+        pairs = [line.rsplit(",", 1) for line in categories.read_text().splitlines() if line.strip()]
+        classes = [name for name, _ in sorted(pairs, key=lambda p: int(p[1]))]
+        entries, missing = [], []
+        with listing.open(newline="", encoding="utf-8") as handle:
+            for row in csv.reader(handle):
+                path = videos / row[0]
+                if not path.is_file():
+                    missing.append(row[0])
+                    continue
+                entries.append(ClipEntry(str(path.resolve()), labels=(row[1],)))
+        report_missing(f"moments_in_time {split}", missing, len(entries) + len(missing))
+        super().__init__(entries, settings_from(clip, split_is_train=split == "train"),
+                         name=f"moments_in_time {split}", class_names=classes)

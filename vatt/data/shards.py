@@ -1,0 +1,313 @@
+"""Packed shards, for scale: decoding long source videos cannot feed accelerators, so `pack_manifest`
+(`python -m vatt.data pack MANIFEST OUT/ --fps 10`) stores each clip source once as JPEG frames at the
+target frame rate, its sound at the target rate and its captions and labels, in tar files laid out as
+WebDataset expects (the members of one sample share a key prefix):
+
+    000000042.json          {"duration", "fps", "frames", "audio_rate", "captions" (times from the clip
+                             start), "labels", "source"}
+    000000042.wav           mono 16-bit PCM (absent when the source has no sound)
+    000000042.00000.jpg ... one JPEG per frame, short side resized to `size`
+
+Packing is resumable (a finished shard is kept: it is written under a temporary name and renamed) and runs
+shards in parallel worker processes. `ShardDataset` (registered as "shards") streams the shards back: it
+splits them over distributed ranks and DataLoader workers without overlap, shuffles samples in a buffer,
+decodes only the JPEGs the clip needs and cuts, augments and labels clips exactly as the file datasets do.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import multiprocessing
+import os
+import tarfile
+import wave
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import av
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from vatt.data import transforms
+from vatt.data.captions import Caption
+from vatt.data.datasets.base import ClipEntry, SampleMaker, settings_from, tokenizer_for, with_clip_settings
+from vatt.data.datasets.manifest import read_manifest
+from vatt.data.decode import EPSILON, MediaError, MediaFile, MediaInfo, pick_frames
+from vatt.registry import register
+
+log = logging.getLogger("vatt.data")
+INDEX = "index.json"
+PACK_VERSION = 1
+
+
+# packing -------------------------------------------------------------------------------------------------
+def _jpeg(frame: np.ndarray, qscale: int) -> bytes:
+    encoder = av.codec.CodecContext.create("mjpeg", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = frame.shape[1], frame.shape[0], "yuvj420p"
+    encoder.time_base = 1
+    encoder.options = {"qmin": str(qscale), "qmax": str(qscale)}
+    picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24").reformat(format="yuvj420p")
+    return b"".join(bytes(packet) for packet in encoder.encode(picture) + encoder.encode(None))
+
+
+def _wav(sound: np.ndarray, rate: int) -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(np.round(np.clip(sound, -1, 1) * 32767).astype("<i2").tobytes())
+    return buffer.getvalue()
+
+
+def pack_entry(entry: ClipEntry, *, fps: float, size: int, audio_rate: int, qscale: int) -> dict[str, bytes]:
+    """The members (by suffix) of one packed sample: every frame of the entry's range at `fps`, its sound."""
+    with MediaFile(entry.path) as media:
+        info = media.info
+        begin = info.start if entry.begin is None else max(entry.begin, info.start)
+        end = info.end if entry.end is None else min(entry.end, info.end)
+        count = math.floor((end - begin) * fps + EPSILON) if info.has_video else 0
+        if end <= begin or (info.has_video and count < 1):
+            raise MediaError(entry.path, f"nothing to pack between {begin:.3f} and {end:.3f} s")
+        times = begin + np.arange(count) / fps
+        frames, sound = media.clip(times if count else None, begin if info.has_audio else None,
+                                   round((end - begin) * audio_rate), audio_rate)
+    members = {}
+    if frames is not None:
+        video = transforms.resize_short_side(transforms.frames_tensor(frames), size)  # uint8 [T, 3, H, W]
+        for k, frame in enumerate(video.permute(0, 2, 3, 1).numpy()):
+            members[f"{k:05d}.jpg"] = _jpeg(frame, qscale)
+    if sound is not None:
+        members["wav"] = _wav(sound, audio_rate)
+    meta = {"duration": end - begin, "fps": fps, "frames": count, "audio_rate": audio_rate, "source": entry.path,
+            "begin": begin, "labels": list(entry.labels),
+            "captions": [{"text": c.text, "start": None if c.start is None else c.start - begin,
+                          "end": None if c.end is None else c.end - begin} for c in entry.captions]}
+    members["json"] = json.dumps(meta).encode()
+    return members
+
+
+def _add(archive: tarfile.TarFile, name: str, data: bytes) -> None:
+    member = tarfile.TarInfo(name)
+    member.size = len(data)
+    archive.addfile(member, io.BytesIO(data))
+
+
+def _pack_shard(job: tuple[int, list[tuple[int, ClipEntry]], dict, str]) -> dict:
+    number, items, params, out = job
+    path = Path(out) / f"shard-{number:06d}.tar"
+    summary_path = path.with_suffix(".json")
+    if path.is_file() and summary_path.is_file():
+        return {**json.loads(summary_path.read_text()), "reused": True}
+    partial = path.with_suffix(".tar.partial")
+    skipped, clips = [], 0
+    with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as archive:
+        for index, entry in items:
+            try:
+                members = pack_entry(entry, fps=params["fps"], size=params["size"],
+                                     audio_rate=params["audio_rate"], qscale=params["qscale"])
+            except MediaError as exc:
+                skipped.append({"path": exc.path, "reason": exc.reason})
+                continue
+            for suffix, data in members.items():
+                _add(archive, f"{index:09d}.{suffix}", data)
+            clips += 1
+    summary = {"file": path.name, "clips": clips, "skipped": skipped,
+               "captioned": any(entry.captions for _, entry in items),
+               "labels": sorted({label for _, entry in items for label in entry.labels}),
+               "multi_label": any(len(entry.labels) > 1 for _, entry in items)}
+    summary_path.write_text(json.dumps(summary))
+    os.replace(partial, path)  # the shard exists only once it is whole
+    return {**summary, "reused": False}
+
+
+def pack_manifest(manifest: str | Path, out: str | Path, *, fps: float = 10.0, size: int = 256,
+                  audio_rate: int = 48000, clips_per_shard: int = 256, workers: int = 1, qscale: int = 3) -> dict:
+    """Pack every entry of `manifest` into tar shards under `out` and write its index; returns counts."""
+    entries = read_manifest(manifest)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    params = {"version": PACK_VERSION, "fps": fps, "size": size, "audio_rate": audio_rate, "qscale": qscale,
+              "clips_per_shard": clips_per_shard, "manifest": str(Path(manifest).resolve())}
+    params_file = out / "pack.json"
+    if params_file.is_file() and json.loads(params_file.read_text()) != params:
+        raise ValueError(f"{out} holds shards packed with other settings ({params_file}); use a new folder")
+    params_file.write_text(json.dumps(params, indent=1))
+    numbered = list(enumerate(entries))
+    jobs = [(n, numbered[n * clips_per_shard : (n + 1) * clips_per_shard], params, str(out))
+            for n in range(math.ceil(len(entries) / clips_per_shard))]
+    if workers > 1:
+        with multiprocessing.get_context().Pool(workers) as pool:
+            summaries = sorted(pool.imap_unordered(_pack_shard, jobs), key=lambda s: s["file"])
+    else:
+        summaries = [_pack_shard(job) for job in jobs]
+    labels = sorted({label for s in summaries for label in s["labels"]})
+    index = {"params": params, "shards": [{"file": s["file"], "clips": s["clips"]} for s in summaries],
+             "clips": sum(s["clips"] for s in summaries), "classes": labels,
+             "multi_label": any(s["multi_label"] for s in summaries),
+             "captioned": any(s["captioned"] for s in summaries),
+             "skipped": [bad for s in summaries for bad in s["skipped"]]}
+    (out / INDEX).write_text(json.dumps(index, indent=1))
+    return {"clips": index["clips"], "shards": len(summaries), "skipped": len(index["skipped"]),
+            "reused": sum(s["reused"] for s in summaries)}
+
+
+# streaming -----------------------------------------------------------------------------------------------
+_DECODER: dict[str, Any] = {}
+
+
+def _decode_jpeg(data: bytes) -> np.ndarray:
+    decoder = _DECODER.get("mjpeg")
+    if decoder is None:  # one per process: creating a decoder costs more than a small picture
+        decoder = _DECODER["mjpeg"] = av.codec.CodecContext.create("mjpeg", "r")
+        decoder.thread_count = 1
+    return decoder.decode(av.Packet(data))[0].to_ndarray(format="rgb24")
+
+
+class PackedClip:
+    """One packed sample used like an open media file (see ClipReader.cut): decodes only the frames asked."""
+
+    def __init__(self, name: str, members: dict[str, bytes]):
+        self.members = members
+        self.meta = json.loads(members["json"])
+        self.info = MediaInfo(path=name, start=0.0, end=self.meta["duration"], has_video=self.meta["frames"] > 0,
+                              has_audio="wav" in members, fps=self.meta["fps"],
+                              audio_rate=self.meta["audio_rate"])
+        self.frame_times = np.arange(self.meta["frames"]) / self.meta["fps"]
+
+    def entry(self) -> ClipEntry:
+        captions = tuple(Caption(c["text"], c["start"], c["end"]) for c in self.meta["captions"])
+        return ClipEntry(self.info.path, captions=captions, labels=tuple(self.meta["labels"]))
+
+    def clip(self, frame_times, audio_start, num_samples: int = 0, rate: int = 0):
+        frames = sound = None
+        if frame_times is not None:
+            if not self.info.has_video:
+                raise MediaError(self.info.path, "has no video frames")
+            wanted = np.searchsorted(self.frame_times, np.asarray(frame_times) + EPSILON, side="right") - 1
+            needed = sorted(set(np.maximum(wanted, 0).tolist()))
+            pictures = np.stack([_decode_jpeg(self.members[f"{k:05d}.jpg"]) for k in needed])  # [N, H, W, 3]
+            frames = pick_frames(self.frame_times[needed], pictures, frame_times, self.info.path, self.info)
+        if audio_start is not None and self.info.has_audio:
+            if rate != self.info.audio_rate:
+                raise MediaError(self.info.path, f"sound packed at {self.info.audio_rate} Hz, asked at {rate} Hz")
+            with wave.open(io.BytesIO(self.members["wav"])) as source:
+                pcm = np.frombuffer(source.readframes(source.getnframes()), dtype="<i2")
+            sound = np.zeros(num_samples, dtype=np.float32)
+            first = round(audio_start * rate)
+            piece = pcm[max(first, 0) : first + num_samples].astype(np.float32) / 32767
+            sound[max(-first, 0) : max(-first, 0) + len(piece)] = piece
+        return frames, sound
+
+
+def _tar_files(path: Path) -> Iterator[tuple[str, bytes]]:
+    """(name, data) of the regular files of a tar archive, in order. A plain reader of the ustar/pax blocks:
+    Python's tarfile spends more time per member than decoding a small JPEG takes."""
+    with open(path, "rb") as handle:
+        long_name = None
+        while True:
+            header = handle.read(512)
+            if len(header) < 512 or header == bytes(512):
+                return
+            size = int(header[124:136].strip(b"\0 ") or b"0", 8)
+            data = handle.read(size)
+            handle.seek(-size % 512, os.SEEK_CUR)
+            kind = header[156:157]
+            if kind == b"x":  # pax extended header: may carry the next member's long name
+                records = dict(r.split(b" ", 1)[1].split(b"=", 1) for r in data.split(b"\n") if b"=" in r)
+                long_name = records.get(b"path", b"").decode() or None
+            elif kind in (b"0", b"\0"):
+                prefix, name = header[345:500].rstrip(b"\0"), header[:100].rstrip(b"\0")
+                yield long_name or (prefix + b"/" + name if prefix else name).decode(), data
+                long_name = None
+
+
+def _samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """(key, members by suffix) of each sample of a tar shard, read in one sequential pass."""
+    key, members = None, {}
+    for name, data in _tar_files(path):
+        name_key, suffix = name.split(".", 1)
+        if name_key != key and members:
+            yield key, members
+            members = {}
+        key = name_key
+        members[suffix] = data
+    if members:
+        yield key, members
+
+
+def _process_slot() -> tuple[int, int]:
+    """(this reader's number, number of readers) over distributed ranks × DataLoader workers."""
+    rank, world = 0, 1
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    worker = get_worker_info()
+    workers, worker_id = (worker.num_workers, worker.id) if worker is not None else (1, 0)
+    return rank * workers + worker_id, world * workers
+
+
+@with_clip_settings
+@register("datasets", "shards")
+class ShardDataset(SampleMaker, IterableDataset):
+    """Packed shards streamed with a shuffle buffer, split over ranks and workers without overlap.
+
+    Each epoch (`set_epoch`) shuffles the shard order with (seed, epoch), gives reader r of R the shards
+    r, r + R, ... of that order, and draws each sample's clip from (seed, epoch, sample key). `fps` and
+    `audio_rate` default to the packed ones; the sound must be read at its packed rate.
+    """
+
+    def __init__(self, root: str, *, vocabulary: str | None = None, candidates: int = 5, max_words: int = 16,
+                 shuffle_buffer: int = 256, seed: int = 0, **clip):
+        folder = Path(root)
+        if not (folder / INDEX).is_file():
+            raise ValueError(f"shards: {folder} has no {INDEX}; pack a manifest there with `python -m vatt.data pack`")
+        index = json.loads((folder / INDEX).read_text())
+        params = index["params"]
+        settings = settings_from(clip, split_is_train=True, fps=params["fps"], audio_rate=params["audio_rate"])
+        if settings.audio_rate != params["audio_rate"]:
+            raise ValueError(f"audio_rate must be the packed rate {params['audio_rate']}, got {settings.audio_rate}")
+        tokenizer = tokenizer_for(vocabulary, max_words, f"shards {root}") if index["captioned"] else None
+        super().__init__(settings, name=f"shards {root}", class_names=index["classes"] or None,
+                         multi_label=index["multi_label"], tokenizer=tokenizer, candidates=candidates)
+        self.shards = [folder / s["file"] for s in index["shards"] if s["clips"]]
+        self.num_clips = index["clips"]
+        self.shuffle_buffer = shuffle_buffer
+        self.seed = seed
+        self.epoch = 0
+        self.failed = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def my_shards(self) -> list[Path]:
+        reader, readers = _process_slot()
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.shards))
+        return [self.shards[i] for i in order[reader::readers]]
+
+    def _clips(self, shards: Sequence[Path]) -> Iterator[dict]:
+        for shard in shards:
+            for key, members in _samples(shard):
+                rng = np.random.default_rng([self.seed, self.epoch, int(key)])
+                try:
+                    packed = PackedClip(f"{shard.name}:{key}", members)
+                    yield self.make(packed.entry(), rng, media=packed)
+                except (MediaError, KeyError, ValueError, av.error.FFmpegError) as exc:
+                    self.failed += 1
+                    log.warning("skipping unreadable packed sample %s:%s: %s", shard, key, exc)
+
+    def __iter__(self) -> Iterator[dict]:
+        rng = np.random.default_rng([self.seed, self.epoch, *_process_slot()])
+        buffer: list[dict] = []
+        for sample in self._clips(self.my_shards()):
+            if len(buffer) < self.shuffle_buffer:
+                buffer.append(sample)
+                continue
+            slot = int(rng.integers(len(buffer)))
+            buffer[slot], sample = sample, buffer[slot]
+            yield sample
+        rng.shuffle(buffer)
+        yield from buffer

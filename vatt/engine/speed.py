@@ -1,0 +1,75 @@
+"""Speed switches a recipe applies to its model: mixed precision, activation checkpointing, torch.compile of the
+towers, and the fused vatt ops on or off. Each one leaves the parameters and their state-dict names unchanged, so
+checkpoints move freely between runs with and without them.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+from typing import ContextManager, Iterator
+
+import torch
+import torch.nn as nn
+from torch.utils.checkpoint import checkpoint
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+
+
+def check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+
+
+def autocast(device: torch.device, precision: str) -> ContextManager:
+    """The context a forward pass runs in: bf16 autocast (matmuls and attention in bf16, reductions and norms
+    in float32, as torch's autocast lists say) or nothing for fp32."""
+    check_precision(precision)
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def transformer_blocks(model: nn.Module) -> Iterator[nn.Module]:
+    """Every transformer layer of the model: the entries of each ``blocks`` ModuleList (the backbones keep their
+    layers there). A shared backbone's layers come once."""
+    for module in model.modules():  # modules() visits a shared module once
+        blocks = getattr(module, "blocks", None)
+        if isinstance(blocks, nn.ModuleList):
+            yield from blocks
+
+
+def checkpoint_activations(model: nn.Module) -> nn.Module:
+    """Recompute each transformer layer's activations in backward instead of keeping them (less memory, about
+    a third more compute). The layers stay where they are, so the state dict is unchanged."""
+    for block in transformer_blocks(model):
+        forward = type(block).forward.__get__(block)
+        block.forward = functools.partial(checkpoint, forward, use_reentrant=False)
+    return model
+
+
+def compile_towers(model: nn.Module, backend: str = "inductor") -> nn.Module:
+    """torch.compile each tower of a MultimodalModel in place (``nn.Module.compile``, which keeps the state dict's
+    names). The towers are where the time goes; heads and losses stay eager, so a batch without some modality
+    or a different loss never recompiles a tower."""
+    towers = getattr(model, "towers", None)
+    if not isinstance(towers, nn.ModuleDict):
+        raise ValueError(f"compile_towers needs a model with a `towers` ModuleDict, got {type(model).__name__}")
+    for tower in towers.values():
+        tower.compile(backend=backend)
+    return model
+
+
+def set_fused_ops(modules: nn.Module | list, enabled: bool) -> int:
+    """Switch the fused vatt ops on or off in every module (and loss object) that can use them.
+
+    A part that can run either on the fused ops of `vatt.ops` or on plain PyTorch says so with a boolean
+    attribute ``fused_ops``; this sets it. Returns how many parts were switched.
+    """
+    parts = list(modules.modules()) if isinstance(modules, nn.Module) else list(modules)
+    switched = 0
+    for part in parts:
+        if isinstance(getattr(part, "fused_ops", None), bool):
+            part.fused_ops = enabled
+            switched += 1
+    return switched

@@ -1,0 +1,131 @@
+"""Classification over a labelled dataset, with multi-view testing (4 clips × 3 crops, logits averaged).
+
+A sample carries ``label`` (int64, one class) or ``labels`` (multi-hot float [C], AudioSet); an evaluation
+sample may hold several views of one video (``video`` [V, 3, T, H, W]), which the model sees as extra
+leading dims and whose logits are averaged. Single-label sets report top-1 and top-5 accuracy, multi-label
+sets mAP, mean ROC-AUC and d′ (`vatt.metrics`).
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from torch.utils.data import DataLoader
+
+from vatt.data.sampler import collate
+from vatt.metrics import multilabel_metrics, topk_accuracy
+from vatt.registry import register
+
+
+def gather_outputs(model: torch.nn.Module, dataset, forward: Callable[[torch.nn.Module, dict], torch.Tensor], *,
+                   input_key: str, batch_size: int, num_workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``forward(model, batch) -> [B, X] or [B, V, X]`` over a dataset in eval mode without gradients.
+
+    Views (a middle axis V) are averaged. Returns (outputs [N, X] float32 on the CPU, targets): targets are
+    the samples' ``labels`` [N, C] when they have them, else their ``label`` [N].
+    """
+    if len(dataset) == 0:
+        raise ValueError(f"dataset must hold at least one sample, got {dataset!r} with none")
+    device = _device_of(model)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=num_workers)
+    was_training = model.training
+    model.eval()
+    outputs, targets = [], []
+    try:
+        with torch.no_grad():
+            for batch in loader:
+                target_key = "labels" if "labels" in batch else "label"
+                if target_key not in batch or input_key not in batch:
+                    raise ValueError(f"samples need {input_key!r} and 'label' (or multi-hot 'labels'); this "
+                                     f"dataset's samples have {sorted(batch)}")
+                out = forward(model, {input_key: batch[input_key].to(device)})  # [B, X] or [B, V, X]
+                if out.dim() == 3:
+                    out = out.mean(dim=1)  # [B, X]: one prediction per video from all its views
+                outputs.append(out.float().cpu())
+                targets.append(batch[target_key])
+    finally:
+        model.train(was_training)
+    return torch.cat(outputs), torch.cat(targets)
+
+
+def check_targets(targets: torch.Tensor, num_classes: int, dataset_name: str) -> None:
+    """Every label must name one of the model's classes; the error names the first sample that does not."""
+    if targets.dim() == 2:
+        if targets.shape[1] != num_classes:
+            raise ValueError(f"{dataset_name}: multi-hot labels have {targets.shape[1]} classes but the model "
+                             f"predicts {num_classes}")
+        return
+    bad = ((targets < 0) | (targets >= num_classes)).nonzero()
+    if len(bad):
+        index = int(bad[0])
+        raise ValueError(f"{dataset_name}: sample {index} has label {int(targets[index])}, outside the model's "
+                         f"{num_classes} classes [0, {num_classes}) ({len(bad)} such samples)")
+
+
+def classification_metrics(logits: torch.Tensor, targets: torch.Tensor,
+                           top_k: Sequence[int] = (1, 5)) -> dict[str, float]:
+    """top1/top5 for single-label targets [N]; mAP, AUC and d_prime for multi-hot targets [N, C]."""
+    if targets.dim() == 2:
+        return multilabel_metrics(logits, targets)
+    return topk_accuracy(logits, targets, k=tuple(top_k))
+
+
+@register("evaluators", "classification", example={"dataset_name": "toy", "batch_size": 4})
+class ClassificationEvaluator:
+    """Accuracy (or multi-label mAP/AUC/d′) of a fine-tuned classifier on a held-out dataset.
+
+    ``run(model, dataset)`` takes a MultimodalModel whose ``modality`` head outputs ``space`` ("logits")
+    and returns ``<prefix>/<dataset_name>/<metric>`` plus ``<prefix>/<dataset_name>/samples``.
+    """
+
+    def __init__(self, *, dataset_name: str, prefix: str = "finetune", modality: str = "video",
+                 space: str = "logits", batch_size: int = 32, top_k: Sequence[int] = (1, 5), num_workers: int = 0):
+        for name, value in (("dataset_name", dataset_name), ("prefix", prefix), ("modality", modality),
+                            ("space", space)):
+            if not isinstance(value, str) or not value or (name == "dataset_name" and "/" in value):
+                raise ValueError(f"{name} must be a non-empty name, got {value!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if not top_k or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in top_k):
+            raise ValueError(f"top_k must be a non-empty list of positive ints, got {top_k!r}")
+        self.dataset_name = dataset_name
+        self.prefix = prefix
+        self.modality = modality
+        self.space = space
+        self.batch_size = batch_size
+        self.top_k = tuple(top_k)
+        self.num_workers = num_workers
+
+    def predict(self, model: torch.nn.Module, dataset) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits [N, C] averaged over each sample's views, targets [N] or [N, C])."""
+        modality, space = self.modality, self.space
+
+        def forward(model, batch):
+            return model(batch, modalities=(modality,))[modality][space]
+
+        logits, targets = gather_outputs(model, dataset, forward, input_key=_input_key(model, modality),
+                                         batch_size=self.batch_size, num_workers=self.num_workers)
+        check_targets(targets, logits.shape[1], self.dataset_name)
+        return logits, targets
+
+    def run(self, model: torch.nn.Module, dataset) -> dict[str, float]:
+        logits, targets = self.predict(model, dataset)
+        prefix = f"{self.prefix}/{self.dataset_name}"
+        result = {f"{prefix}/{key}": value
+                  for key, value in classification_metrics(logits, targets, self.top_k).items()}
+        result[f"{prefix}/samples"] = len(targets)
+        return result
+
+    def __repr__(self) -> str:
+        return (f"ClassificationEvaluator(dataset_name={self.dataset_name!r}, prefix={self.prefix!r}, "
+                f"modality={self.modality!r}, batch_size={self.batch_size}, top_k={self.top_k})")
+
+
+def _input_key(model: torch.nn.Module, modality: str) -> str:
+    """The batch key a MultimodalModel's tower reads (a motion modality may read "video")."""
+    return getattr(model, "inputs", {}).get(modality, modality)
+
+
+def _device_of(model: torch.nn.Module) -> torch.device:
+    first = next(iter(model.parameters()), None)
+    return first.device if first is not None else torch.device("cpu")

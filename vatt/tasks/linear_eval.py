@@ -1,0 +1,165 @@
+"""Linear evaluation of a frozen pre-trained tower: UCF101 and HMDB51 splits 1–3, ESC-50 folds 1–5 (B.8, C).
+
+The recipe, top to bottom: the tower from the pre-training checkpoint, frozen → the [AGG] features of each
+split's training and test sets, computed once (test views averaged) and cached in the run directory →
+the low-rank classifier (C = U·V, n = 128, a random 10 % of the components per step, Adam 5e-4, batch 64,
+50k steps) and a linear SVM on the standardised features → accuracy per split and its mean over splits,
+under ``linear/<dataset>/split<k>/<metric>`` and ``linear/<dataset>/<metric>`` (ESC-50's folds are its
+splits). ``top1``/``top5`` are the LRC's, ``svm_top1``/``svm_top5`` the SVM's.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vatt.engine.checkpoint import atomic_write
+from vatt.engine.logging import RunLogger
+from vatt.evaluators.classification import check_targets
+from vatt.evaluators.linear_probe import CLASSIFIERS, extract_features, num_classes_of, probe_metrics
+from vatt.registry import register
+from vatt.tasks import builders
+from vatt.tasks.base import Task, settings
+from vatt.tasks.finetune import TowerSettings, build_tower_model, check_roots, check_tower, init_tower
+from vatt.tasks.run_dir import prepare_run_dir, resolve_device
+
+FEATURE_DIR = "features"
+
+
+@dataclass
+class LinearRunSettings:
+    dir: str | None = None
+    seed: int = 0
+    device: str = "cpu"
+    threads: int | None = None
+    tensorboard: bool = True
+
+
+@dataclass
+class LinearDataSettings:
+    train: dict | None = None
+    eval: dict | None = None
+    split_key: str | None = None      # the dataset argument naming a split: split_number, or fold (ESC-50)
+    splits: list | None = None        # e.g. [1, 2, 3]; None: the datasets as configured
+    name: str | None = None           # the <dataset> of the result keys; default: data.train's type
+    num_workers: int = 0
+
+
+@dataclass
+class ProbeSettings:
+    classifiers: list = field(default_factory=lambda: list(CLASSIFIERS))
+    rank: int = 128
+    sample_fraction: float = 0.1
+    lr: float = 5.0e-4
+    steps: int = 50000
+    batch_size: int = 64
+    svm_c: float = 1.0
+    feature_batch_size: int = 32
+
+
+@register("tasks", "linear_eval")
+class LinearEval(Task):
+    """Frozen-feature linear evaluation (low-rank classifier and SVM), per split and averaged."""
+
+    sections = {"run": LinearRunSettings, "data": LinearDataSettings, "model": TowerSettings,
+                "probe": ProbeSettings}
+    injected = {"tokenizers": {"dim"}}
+
+    def check(self, cfg: dict) -> list[str]:
+        problems = check_tower(cfg)
+        data = cfg.get("data") or {}
+        if (data.get("split_key") is None) != (data.get("splits") is None):
+            problems.append("data.split_key and data.splits: give both (split_key: split_number, splits: [1, 2, 3]) "
+                            "or neither")
+        unknown = [c for c in (cfg.get("probe") or {}).get("classifiers") or [] if c not in CLASSIFIERS]
+        if unknown:
+            problems.append(f"probe.classifiers: unknown {unknown}; choose from {list(CLASSIFIERS)}")
+        return problems
+
+    def check_data(self, cfg: dict) -> list[str]:
+        return check_roots(cfg.get("data") or {}, ("train", "eval"))
+
+    def summary(self, cfg: dict) -> dict[str, Any]:
+        with torch.device("meta"):
+            network = build_tower_model(settings(TowerSettings, cfg, "model"))
+        return {"task": "linear_eval", "parameters": network.parameter_counts()}
+
+    def run(self, cfg: dict, config_path: Path | None = None) -> dict[str, Any]:
+        run = settings(LinearRunSettings, cfg, "run")
+        data = settings(LinearDataSettings, cfg, "data")
+        model = settings(TowerSettings, cfg, "model")
+        probe = settings(ProbeSettings, cfg, "probe")
+        device = resolve_device(run.device)
+        if run.threads:
+            torch.set_num_threads(run.threads)
+        run_dir = prepare_run_dir(run.dir, config_path, cfg)
+        torch.manual_seed(run.seed)
+
+        network = build_tower_model(model).to(device).eval()  # frozen: features only, no DropToken
+        checkpoint = init_tower(network, model, run_dir) if model.init else None
+        if checkpoint is None:
+            print("warning: model.init is null, so the probe reads a randomly initialised tower", file=sys.stderr)
+        name = data.name or data.train["type"]
+        splits = data.splits or [None]
+        fit = {k: v for k, v in asdict(probe).items() if k != "feature_batch_size"}
+        logger = RunLogger(run_dir, total_steps=len(splits), batch_size=probe.batch_size,
+                           tensorboard=run.tensorboard, print_every=1)
+        results, per_split = {}, []
+        try:
+            for index, split in enumerate(splits, start=1):
+                features = {part: self.features(network, model, checkpoint, data, part, split, probe, run_dir)
+                            for part in ("train", "eval")}
+                num_classes = num_classes_of(features["train"][2], features["train"][1], features["eval"][1])
+                check_targets(features["train"][1], num_classes, f"data.train ({name})")
+                check_targets(features["eval"][1], num_classes, f"data.eval ({name})")
+                metrics = probe_metrics(features["train"][:2], features["eval"][:2], num_classes,
+                                        seed=run.seed, **fit)
+                prefix = f"linear/{name}" if split is None else f"linear/{name}/split{split}"
+                scored = {f"{prefix}/{key}": value for key, value in metrics.items()}
+                logger.log_eval(index, scored)
+                results.update(scored)
+                per_split.append(metrics)
+            if data.splits:
+                mean = {f"linear/{name}/{key}": sum(m[key] for m in per_split) / len(per_split)
+                        for key in per_split[0]}
+                logger.log_eval(len(splits), mean)
+                results.update(mean)
+            logger.write_results(results)
+        finally:
+            logger.close()
+        return results
+
+    def features(self, network, model: TowerSettings, checkpoint: Path | None, data: LinearDataSettings,
+                 part: str, split, probe: ProbeSettings, run_dir: Path) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """(features, labels, dataset) of data.<part> at ``split``, from the run's cache when it matches."""
+        node = dict(getattr(data, part))
+        if split is not None:
+            node[data.split_key] = split
+        dataset = builders.build_dataset(node, f"data.{part}")
+        cache = run_dir / FEATURE_DIR / f"{part}{'' if split is None else f'_split{split}'}.pt"
+        key = _fingerprint(model, checkpoint, node)
+        if cache.is_file():
+            stored = torch.load(cache, weights_only=True)
+            if stored.get("key") == key:
+                return stored["features"], stored["labels"], dataset
+        features, labels = extract_features(network, dataset, modality=model.modality,
+                                            batch_size=probe.feature_batch_size, num_workers=data.num_workers)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(cache, lambda f: torch.save({"key": key, "features": features, "labels": labels}, f))
+        return features, labels, dataset
+
+
+def _fingerprint(model: TowerSettings, checkpoint: Path | None, dataset_node: dict) -> str:
+    """What cached features depend on: the tower's config, the checkpoint file's identity, the dataset node."""
+    identity = None
+    if checkpoint is not None:
+        stat = checkpoint.stat()
+        identity = [str(checkpoint.resolve()), stat.st_size, stat.st_mtime_ns]
+    text = json.dumps({"model": asdict(model), "checkpoint": identity, "data": dataset_node}, sort_keys=True,
+                      default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
