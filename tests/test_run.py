@@ -69,7 +69,8 @@ def test_list_shows_kinds_and_packages(capsys):
     code, out, _ = run_cli(capsys, "--list", "losses", "--json")
     listed = json.loads(out)
     assert set(listed) == {"losses"} and {"nce", "mil_nce"} <= {e["name"] for e in listed["losses"]}
-    assert all(e["package"] == "vatt" for e in listed["losses"])
+    # the built-in ones come from vatt itself; installed plugins may add more, each naming its own package
+    assert {e["package"] for e in listed["losses"] if e["name"] in ("nce", "mil_nce")} == {"vatt"}
 
 
 def test_unknown_kind_and_missing_config(capsys, tmp_path):

@@ -40,7 +40,7 @@ def test_settings_derive_spans_and_check_values():
     assert s.video_span == pytest.approx(0.8) and s.num_audio_samples == 6400 and s.views == 4
     assert ClipSettings(frames=32, fps=10).num_audio_samples == 153_600  # 3.2 s at 48 kHz, the paper's clip
     for bad in ({"crops": 2}, {"frames": 0}, {"crop_area": (0.5, 2.0)}, {"hue": -1}, {"crop_aspect": 3},
-                {"read_video": False, "read_audio": False}):
+                {"read_video": False, "read_audio": False}, {"pad_short_audio": True}):
         with pytest.raises(ValueError):
             settings(**bad)
 
@@ -82,6 +82,19 @@ def test_a_range_shorter_than_a_clip_is_a_media_error(video):
         ClipReader(settings(), train=True).read(video, begin=1.0, end=1.5, rng=np.random.default_rng(0))
 
 
+@pytest.mark.parametrize("train", [True, False])
+def test_short_audio_is_read_from_its_start_and_zero_padded_when_asked(video, train):
+    """4 s of sound read as 5 s clips (like ESC-50's 5 s recordings in a 6.4 s tower)."""
+    long = dict(read_video=False, audio_samples=5 * RATE, clips=1)
+    with pytest.raises(MediaError, match="shorter than a clip"):
+        ClipReader(settings(**long), train=train).read(video, rng=np.random.default_rng(0))
+    clip = ClipReader(settings(**long, pad_short_audio=True), train=train).read(video, rng=np.random.default_rng(0))
+    assert clip.audio.shape == (5 * RATE,) and clip.audio_mask
+    clicks = (clip.audio.abs() > 0.4).nonzero().flatten()
+    assert abs(int(clicks[0]) - RATE // 2) < 80  # the first click at 0.5 s: read from the start
+    assert clip.audio[4 * RATE + 100:].abs().max() == 0  # the missing second is silence
+
+
 def test_cached_whole_file_decoding_gives_the_same_samples(tmp_path, video):
     plain = ClipReader(settings(stride=1, cache_mb=0), train=True)
     cached = ClipReader(settings(stride=1, cache_mb=64), train=True)
@@ -103,3 +116,18 @@ def test_a_file_without_sound_gives_silence_and_a_false_mask(tmp_path):
     write_video(path, np.zeros((10, 16, 16, 3), dtype=np.uint8), fps=FPS)
     clip = ClipReader(settings(stride=1), train=True).read(str(path), rng=np.random.default_rng(0))
     assert not clip.audio_mask and torch.equal(clip.audio, torch.zeros(6400 // 2))
+
+
+def test_training_flips_about_half_the_clips_and_never_within_a_clip(tmp_path):
+    path = tmp_path / "half.mp4"
+    frames = np.zeros((10, 16, 16, 3), dtype=np.uint8)
+    frames[:, :, :8] = 255  # a white left half
+    write_video(path, frames, fps=FPS, crf=0)
+    reader = ClipReader(settings(stride=1, crop_area=(1.0, 1.0), crop_aspect=(1.0, 1.0), flip=True), train=True)
+    left_white = []
+    for seed in range(40):
+        video = reader.read(str(path), rng=np.random.default_rng(seed)).video  # [3, T, 16, 16]
+        sides = video[0, :, 8, :4].mean(-1) > 0  # per frame: is the left edge white?
+        assert sides.all() or not sides.any()  # one flip decision for the whole clip
+        left_white.append(bool(sides[0]))
+    assert 10 <= sum(left_white) <= 30

@@ -102,3 +102,49 @@ def test_caption_index_beyond_the_candidates_is_reported():
 def test_empty_dataset_is_reported():
     with pytest.raises(ValueError, match="dataset"):
         ZeroShotRetrieval().run(OneHotModel(3), ClipDataset(0))
+
+
+class ClipEmbeddings(nn.Module):
+    """Each video is 2 clips whose first two voxels are their embedding; caption id k embeds as CAPTIONS[k]."""
+
+    CAPTIONS = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]])
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, batch, modalities=("video", "text")):
+        video = batch["video"]  # [B, V, 3, T, H, W]
+        return {"video": {"vt": self.scale * video.flatten(2)[..., :2]},  # [B, V, 2]
+                "text": {"vt": self.CAPTIONS[batch["text"][..., 0]]}}  # [B, 1, 2]
+
+
+class TwoClipVideos(torch.utils.data.Dataset):
+    # video 0: one clip right on caption 1's direction, one orthogonal to it; video 1: both along caption 2
+    CLIPS = [[[10.0, 0.0], [0.0, 1.0]], [[1.0, 1.0], [1.0, 1.0]]]
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        video = torch.zeros(2, 3, 1, 1, 2)
+        video.flatten(1)[:, :2] = torch.tensor(self.CLIPS[i])
+        return {"video": video, "text": torch.tensor([[i + 1, 0, 0]])}
+
+
+def test_several_clips_per_video_averaged_two_ways():
+    result = ZeroShotRetrieval(dataset_name="toy", view_average="both").run(ClipEmbeddings(), TwoClipVideos())
+    # mean embedding of video 0 points near caption 1 (cos 0.995 against 0.707 for video 1): found first;
+    # mean similarity of video 0 to caption 1 is (1 + 0) / 2, below video 1's 0.707: found second
+    assert result["zero_shot/toy/R@1"] == 1.0 and result["zero_shot/toy/median_rank"] == 1.0
+    assert result["zero_shot/toy/avg_similarity/R@1"] == 0.5
+    assert result["zero_shot/toy/avg_similarity/median_rank"] == 1.5
+    assert result["zero_shot/toy/pool"] == 2
+    only = ZeroShotRetrieval(dataset_name="toy", view_average="similarities").run(ClipEmbeddings(), TwoClipVideos())
+    assert set(only) == {f"zero_shot/toy/avg_similarity/{k}" for k in ("R@1", "R@5", "R@10", "median_rank")} \
+        | {"zero_shot/toy/pool"}
+
+
+def test_unknown_view_average_is_named():
+    with pytest.raises(ValueError, match="view_average"):
+        ZeroShotRetrieval(view_average="max")

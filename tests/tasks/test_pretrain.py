@@ -19,10 +19,9 @@ def losses(run_dir: Path) -> dict[int, float]:
     return {rec["step"]: rec["loss"] for rec in lines if rec["kind"] == "train"}
 
 
-def test_quickstart_learns_and_writes_its_run_directory(tmp_path, capsys):
-    run_dir = tmp_path / "qs"
-    assert main([str(QUICKSTART), f"run.dir={run_dir}"]) == 0
-    out, err = capsys.readouterr()
+def test_quickstart_learns_and_writes_its_run_directory(quickstart):
+    assert quickstart.code == 0, quickstart.err[-2000:]
+    run_dir, out, err = quickstart.dir, quickstart.out, quickstart.err
     results = json.loads((run_dir / "results.json").read_text())
     pool = results["zero_shot/synthetic/pool"]
     chance_r10 = 10 / pool

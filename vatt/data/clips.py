@@ -28,7 +28,8 @@ class ClipSettings:
     """How clips are cut and augmented; every clip dataset takes these as keyword arguments.
 
     `train=None` lets a dataset decide from its split. `audio_samples=None` means the clip's span at
-    `audio_rate`. `cache_mb` > 0 keeps whole decoded short files (up to WHOLE_FILE_SPANS spans) in memory
+    `audio_rate`. `pad_short_audio` (audio-only reading) lets a recording shorter than `audio_samples` be read
+    from its start and zero-padded, e.g. ESC-50's 5 s recordings for a tower trained on 6.4 s. `cache_mb` > 0 keeps whole decoded short files (up to WHOLE_FILE_SPANS spans) in memory
     within each process, for small datasets read many times (the synthetic one).
     """
     frames: int = 32
@@ -42,6 +43,7 @@ class ClipSettings:
     crops: int = 1
     read_video: bool = True
     read_audio: bool = True
+    pad_short_audio: bool = False
     crop_area: tuple[float, float] = (0.08, 1.0)
     crop_aspect: tuple[float, float] = (0.5, 2.0)
     flip: bool = True
@@ -75,6 +77,9 @@ class ClipSettings:
                 raise ValueError(f"{name} must be a number >= 0, got {getattr(self, name)!r}")
         if not (self.read_video or self.read_audio):
             raise ValueError("read_video and read_audio are both false: a clip would hold nothing")
+        if self.pad_short_audio and self.read_video:
+            raise ValueError("pad_short_audio needs read_video: false (frames missing from a short video cannot be "
+                             "padded)")
 
     @property
     def video_span(self) -> float:
@@ -143,7 +148,7 @@ class ClipReader:
         """Clip start times inside [begin, end]: one random (or centred on `around`) in training, `clips`
         evenly spaced in evaluation."""
         room = end - begin - self.span
-        if room < -TIME_TOLERANCE:
+        if room < -TIME_TOLERANCE and not self.settings.pad_short_audio:
             raise MediaError(path, f"{end - begin:.3f} s between {begin:.3f} and {end:.3f} s is shorter than a "
                                    f"clip ({self.span:.3f} s)")
         room = max(room, 0.0)

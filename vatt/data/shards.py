@@ -141,7 +141,10 @@ def pack_manifest(manifest: str | Path, out: str | Path, *, fps: float = 10.0, s
     jobs = [(n, numbered[n * clips_per_shard : (n + 1) * clips_per_shard], params, str(out))
             for n in range(math.ceil(len(entries) / clips_per_shard))]
     if workers > 1:
-        with multiprocessing.get_context().Pool(workers) as pool:
+        # spawned, not forked: a forked child of a process that has run torch's thread pool can hang in its
+        # first parallel region; one thread each, the processes share the cores
+        with multiprocessing.get_context("spawn").Pool(workers, initializer=torch.set_num_threads,
+                                                       initargs=(1,)) as pool:
             summaries = sorted(pool.imap_unordered(_pack_shard, jobs), key=lambda s: s["file"])
     else:
         summaries = [_pack_shard(job) for job in jobs]

@@ -36,6 +36,7 @@ class StopRequests:
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> "StopRequests":
+        self.requested = None
         if threading.current_thread() is threading.main_thread():
             for sig in STOP_SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._handle)

@@ -28,6 +28,7 @@ from vatt.engine.optim import set_lr
 from vatt.engine.parallel import full_state, load_full_state
 from vatt.engine.speed import autocast
 
+
 def step_seed(seed: int, step: int, process_rank: int = 0) -> int:
     """The RNG seed of one process's step; rank 0's equals a single-process run's.
 
@@ -159,17 +160,16 @@ class Loop:
                stop_requested: str | None) -> tuple[dict[str, float], bool, str | None]:
         """Sum over processes, in one collective and one read-back: the loss and its terms (averaged for the
         log), whether any loss or gradient norm was non-finite, and whether any process was asked to stop."""
+        logged = {"loss": loss, **scalars}
         bad = ~torch.isfinite(loss.detach().float())
-        if grad_norm is not None:
+        if grad_norm is not None:  # computed after the gradient all-reduce: the same on every process
+            logged["grad_norm"] = grad_norm
             bad = bad | ~torch.isfinite(grad_norm.detach().float())
-        logged = [loss.detach().float().reshape(1), *(torch.as_tensor(v, dtype=torch.float32, device=loss.device)
-                                                      .detach().reshape(1) for v in scalars.values())]
+        values = [torch.as_tensor(v, dtype=torch.float32, device=loss.device).detach().reshape(1)
+                  for v in logged.values()]
         flags = torch.stack([bad.float(), torch.tensor(float(stop_requested is not None), device=loss.device)])
-        *means, bad_count, stop_count = all_sum(torch.cat([*logged, flags])).tolist()
-        processes = world_size()
-        agreed = {name: value / processes for name, value in zip(["loss", *scalars], means)}
-        if grad_norm is not None:
-            agreed["grad_norm"] = float(grad_norm)  # after the gradient all-reduce: the same on every process
+        *sums, bad_count, stop_count = all_sum(torch.cat([*values, flags])).tolist()
+        agreed = {name: value / world_size() for name, value in zip(logged, sums)}
         stop = (stop_requested or "a stop request on another process") if stop_count > 0 else None
         return agreed, bad_count == 0, stop
 

@@ -90,7 +90,7 @@ def fit_linear_svm(features: torch.Tensor, labels: torch.Tensor, num_classes: in
 def probe_metrics(train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor],
                   num_classes: int, *, classifiers: Sequence[str] = CLASSIFIERS, rank: int = 128,
                   sample_fraction: float = 0.1, lr: float = 5e-4, steps: int = 50000, batch_size: int = 64,
-                  svm_c: float = 1.0, seed: int = 0) -> dict[str, float]:
+                  svm_c: float = 1.0, svm_max_iter: int = 500, seed: int = 0) -> dict[str, float]:
     """Fit each classifier on the ``train`` (features, labels) and score it on ``test``.
 
     Returns {"top1", "top5"} for the LRC and {"svm_top1", "svm_top5"} for the SVM.
@@ -105,7 +105,7 @@ def probe_metrics(train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Te
         with torch.no_grad():
             result.update(topk_accuracy(lrc(test_x), test_y, k=(1, 5)))
     if "svm" in classifiers:
-        svm = fit_linear_svm(train_x, train_y, num_classes, c=svm_c)
+        svm = fit_linear_svm(train_x, train_y, num_classes, c=svm_c, max_iter=svm_max_iter)
         with torch.no_grad():
             result.update({f"svm_{k}": v for k, v in topk_accuracy(svm(test_x), test_y, k=(1, 5)).items()})
     return result
@@ -142,7 +142,7 @@ class LinearProbe:
     def __init__(self, *, train, dataset_name: str = "synthetic", prefix: str = "linear", modality: str = "video",
                  classifiers: Sequence[str] = CLASSIFIERS, rank: int = 128, sample_fraction: float = 0.1,
                  lr: float = 5e-4, steps: int = 50000, batch_size: int = 64, svm_c: float = 1.0,
-                 feature_batch_size: int = 32, num_workers: int = 0, seed: int = 0):
+                 svm_max_iter: int = 500, feature_batch_size: int = 32, num_workers: int = 0, seed: int = 0):
         if not hasattr(train, "__len__") or not hasattr(train, "__getitem__") or len(train) == 0:
             raise ValueError(f"train must be a non-empty dataset of labelled samples, got {train!r}")
         unknown = [c for c in classifiers if c not in CLASSIFIERS]
@@ -151,7 +151,7 @@ class LinearProbe:
         if not 0.0 < sample_fraction <= 1.0:
             raise ValueError(f"sample_fraction must be in (0, 1], got {sample_fraction!r}")
         for name, value in (("rank", rank), ("steps", steps), ("batch_size", batch_size),
-                            ("feature_batch_size", feature_batch_size)):
+                            ("svm_max_iter", svm_max_iter), ("feature_batch_size", feature_batch_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if not lr > 0 or not svm_c > 0:
@@ -163,7 +163,8 @@ class LinearProbe:
         self.feature_batch_size = feature_batch_size
         self.num_workers = num_workers
         self.fit_settings = dict(classifiers=tuple(classifiers), rank=rank, sample_fraction=sample_fraction, lr=lr,
-                                 steps=steps, batch_size=batch_size, svm_c=svm_c, seed=seed)
+                                 steps=steps, batch_size=batch_size, svm_c=svm_c, svm_max_iter=svm_max_iter,
+                                 seed=seed)
 
     def run(self, model: torch.nn.Module, dataset) -> dict[str, float]:
         extract = dict(modality=self.modality, batch_size=self.feature_batch_size, num_workers=self.num_workers)

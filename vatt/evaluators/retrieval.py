@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader
 
 from vatt.metrics import retrieval_metrics
 from vatt.registry import register
@@ -33,7 +34,8 @@ class ZeroShotRetrieval:
     """
 
     def __init__(self, *, dataset_name: str = "synthetic", batch_size: int = 64, video_space: str = "vt",
-                 text_space: str = "vt", caption_index: int = 0, view_average: str = "embeddings"):
+                 text_space: str = "vt", caption_index: int = 0, view_average: str = "embeddings",
+                 num_workers: int = 0):
         if not isinstance(dataset_name, str) or not dataset_name or "/" in dataset_name:
             raise ValueError(f"dataset_name must be a non-empty name without '/', got {dataset_name!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -51,6 +53,7 @@ class ZeroShotRetrieval:
         self.text_space = text_space
         self.caption_index = caption_index
         self.view_average = view_average
+        self.num_workers = num_workers  # processes reading (decoding) the videos
 
     def run(self, model: torch.nn.Module, dataset) -> dict[str, float]:
         pool = len(dataset)
@@ -77,8 +80,9 @@ class ZeroShotRetrieval:
     def _embed(self, model: torch.nn.Module, dataset) -> tuple[torch.Tensor, torch.Tensor]:
         device = _device_of(model)
         videos, captions = [], []
-        for start in range(0, len(dataset), self.batch_size):
-            samples = [dataset[i] for i in range(start, min(start + self.batch_size, len(dataset)))]
+        loader = DataLoader(dataset, batch_size=self.batch_size, shuffle=False, collate_fn=list,
+                            num_workers=self.num_workers)
+        for start, samples in zip(range(0, len(dataset), self.batch_size), loader):
             batch = {
                 "video": torch.stack([torch.as_tensor(s["video"]) for s in samples]).to(device),  # [B, (V,) 3, T, H, W]
                 "text": torch.stack([self._query(s["text"], start + k) for k, s in enumerate(samples)])

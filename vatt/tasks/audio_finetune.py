@@ -73,14 +73,15 @@ class AudioFineTune(FineTune):
         return ClassifierHead(in_dim=in_dim, num_classes=model.num_classes, dropout=model.classifier_dropout,
                               bias_init=prior)
 
-    def training_loss(self, training: AudioFineTuneSettings, modality: str) -> LossFn:
+    def training_loss(self, training: AudioFineTuneSettings, model: ClassifierSettings) -> LossFn:
+        modality = model.modality  # also the batch key the tower reads
+
         def loss_fn(network: nn.Module, batch: dict):
-            inputs = batch[network.inputs[modality]]  # [B, S]
-            head = network.heads[modality]
+            inputs = batch[modality]  # [B, S]
             targets = batch["labels"] if "labels" in batch else \
-                F.one_hot(batch["label"], head.linear.out_features).float()  # [B, C]
+                F.one_hot(batch["label"], model.num_classes).float()  # [B, C]
             if training.mixup_alpha > 0:
                 inputs, targets = mixup(inputs, targets, training.mixup_alpha)
-            logits = network({network.inputs[modality]: inputs}, modalities=(modality,))[modality]["logits"]
+            logits = network({modality: inputs}, modalities=(modality,))[modality]["logits"]  # [B, C]
             return balanced_sigmoid_loss(logits, targets, training.balance_labels), {}
         return loss_fn

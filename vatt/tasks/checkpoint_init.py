@@ -90,7 +90,7 @@ def load_by_name(model: torch.nn.Module, state: dict[str, torch.Tensor], mapping
     targets = model.state_dict()
     report = InitReport(source=str(source))
     planned: dict[str, torch.Tensor] = {}
-    unplaced, mismatched = [], []
+    unplaced, mismatched = [], {}
     for name, value in state.items():
         target = _mapped(name, mapping)
         if target is None:
@@ -103,12 +103,13 @@ def load_by_name(model: torch.nn.Module, state: dict[str, torch.Tensor], mapping
             planned[target] = resample_cubic(value, targets[target].shape[0])
             report.resized[target] = (list(value.shape), list(targets[target].shape))
         else:
-            mismatched.append(f"{name} {list(value.shape)} -> {target} {list(targets[target].shape)}")
+            shown = name if target == name else f"{name} -> {target}"
+            mismatched[target] = f"{shown}: checkpoint {list(value.shape)}, model {list(targets[target].shape)}"
     covered = [t for t in targets if any(t.startswith(dst) for dst in mapping.values())]
-    missing = [t for t in covered if t not in planned]
+    missing = [t for t in covered if t not in planned and t not in mismatched]
     problems = []
     if mismatched:
-        problems.append("shapes differ (checkpoint -> model): " + _listed(mismatched))
+        problems.append("shapes differ: " + _listed(list(mismatched.values())))
     if unplaced:
         problems.append("checkpoint entries with no place in the model: " + _listed(unplaced))
     if missing:
@@ -141,7 +142,7 @@ def _resizable(name: str, value: torch.Tensor, target: torch.Tensor) -> bool:
 
 def _listed(names: list[str]) -> str:
     more = f" ... and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
-    return ", ".join(names[:SHOWN]) + more
+    return "; ".join(names[:SHOWN]) + more
 
 
 def _grouped(names: list[str]) -> str:

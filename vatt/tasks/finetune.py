@@ -16,17 +16,19 @@ from typing import Any, Callable, Iterator
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
-from vatt.data.sampler import StepBatchSampler, collate
+from vatt.data.loader import describe, make_loader
+from vatt.data.sampler import StepBatchSampler
+from vatt.engine import distributed, speed
 from vatt.engine.logging import RunLogger
+from vatt.engine.parallel import PARALLEL_MODES, data_parallel
 from vatt.engine.trainer import Loop
 from vatt.registry import ConfigError, build, register
 from vatt.tasks import builders
 from vatt.tasks.base import Task, settings
 from vatt.tasks.checkpoint_init import load_by_name, read_checkpoint
 from vatt.tasks.pretrain import DataSettings, RunSettings
-from vatt.tasks.run_dir import prepare_run_dir, resolve_device
+from vatt.tasks.run_dir import default_run_dir, prepare_run_dir, resolve_device
 
 INIT_REPORT = "init_report.json"
 LossFn = Callable[[nn.Module, dict], tuple]  # (network, batch) -> (loss, scalars to log)
@@ -81,17 +83,23 @@ def build_tower_model(model: TowerSettings, head: Callable[[int], nn.Module] | N
     return MultimodalModel({model.modality: tower}, heads)
 
 
-def init_tower(network: nn.Module, model: TowerSettings, run_dir: Path) -> Path:
-    """Load the tower from ``model.init`` by name; the report goes to stderr and the run directory.
-
-    Returns the checkpoint file that was read (a run directory's latest).
-    """
+def init_tower(network: nn.Module, model: TowerSettings, run_dir: Path | None) -> Path:
+    """Load the tower from ``model.init`` by name; the report goes to stderr and the run directory (when
+    given: the main process's). Returns the checkpoint file that was read (a run directory's latest)."""
     source, state = read_checkpoint(model.init, "model.init")
     origin = model.init_modality or model.modality
     report = load_by_name(network, state, {f"towers.{origin}.": f"towers.{model.modality}."}, source=str(source))
-    print(report.describe(), file=sys.stderr)
-    report.write(run_dir / INIT_REPORT)
+    if run_dir is not None:
+        print(report.describe(), file=sys.stderr)
+        report.write(run_dir / INIT_REPORT)
     return source
+
+
+def check_run(cfg: dict) -> list[str]:
+    run = cfg.get("run") or {}
+    return [f"run.{key}: must be one of {', '.join(allowed)}, got {run[key]!r}"
+            for key, allowed in (("parallel", PARALLEL_MODES), ("precision", tuple(speed.PRECISIONS)))
+            if key in run and run[key] not in allowed]
 
 
 def check_tower(cfg: dict) -> list[str]:
@@ -132,30 +140,41 @@ def clip_before_step(optimizer: torch.optim.Optimizer, params: list[nn.Parameter
 
 def labelled_batches(dataset, *, batch_size: int, seed: int, num_workers: int, num_classes: int,
                      multi_hot: bool) -> Callable[[int], Iterator[dict]]:
-    """The Loop's ``batches``: the resumable step order, each batch's labels checked on the CPU first."""
+    """The Loop's ``batches`` (this process's share of each global batch), their labels checked first."""
     def batches(start_step: int):
-        sampler = StepBatchSampler(len(dataset), batch_size, seed=seed, start_step=start_step)
-        loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers)
+        loader = make_loader(dataset, batch_size=batch_size, seed=seed, start_step=start_step,
+                             num_workers=num_workers, shard=distributed.ShardedBatchSampler)
         for step, batch in enumerate(loader, start_step):
-            check_batch_labels(batch, num_classes, multi_hot, lambda: sampler.batch_indices(step))
+            if not labels_fit(batch, num_classes, multi_hot):
+                keys = StepBatchSampler(len(dataset), batch_size, seed=seed, keyed=True).batch_keys(step)
+                raise ConfigError([bad_label(dataset, keys, num_classes, multi_hot)])
             yield batch
     return batches
 
 
-def check_batch_labels(batch: dict, num_classes: int, multi_hot: bool, indices: Callable[[], list[int]]) -> None:
-    if "labels" in batch and multi_hot:
-        if batch["labels"].shape[-1] != num_classes:
-            raise ConfigError([f"data.train: multi-hot labels have {batch['labels'].shape[-1]} classes, but "
-                               f"model.num_classes is {num_classes}"])
-        return
-    if "label" not in batch:
-        raise ConfigError([f"data.train: samples need a class 'label'; their keys are {sorted(batch)}"])
-    labels = batch["label"]
-    bad = ((labels < 0) | (labels >= num_classes)).nonzero()
-    if len(bad):
-        row = int(bad[0])
-        raise ConfigError([f"data.train: sample {indices()[row]} has label {int(labels[row])}, outside "
-                           f"model.num_classes = {num_classes} ([0, {num_classes}))"])
+def labels_fit(batch: dict, num_classes: int, multi_hot: bool) -> bool:
+    if multi_hot and "labels" in batch:
+        return batch["labels"].shape[-1] == num_classes
+    labels = batch.get("label")
+    return labels is not None and bool(((labels >= 0) & (labels < num_classes)).all())
+
+
+def bad_label(dataset, keys: list, num_classes: int, multi_hot: bool) -> str:
+    """Which sample of a batch does not fit the classifier, named by its file (read again to find it)."""
+    for key in keys:
+        sample = dataset[key]
+        if multi_hot and "labels" in sample:
+            if sample["labels"].shape[-1] != num_classes:
+                return (f"data.train: {describe(dataset, key)} has {sample['labels'].shape[-1]} multi-hot classes, "
+                        f"but model.num_classes is {num_classes}")
+        elif "label" not in sample:
+            return f"data.train: {describe(dataset, key)} has no 'label'; its keys are {sorted(sample)}"
+        elif int(sample["label"]) == -1:
+            return f"data.train: {describe(dataset, key)} has no label (-1) in a labelled training set"
+        elif not 0 <= int(sample["label"]) < num_classes:
+            return (f"data.train: {describe(dataset, key)} has label {int(sample['label'])}, outside "
+                    f"model.num_classes = {num_classes} ([0, {num_classes}))")
+    return f"data.train: a batch's labels do not fit model.num_classes = {num_classes}"
 
 
 @register("tasks", "finetune")
@@ -169,7 +188,7 @@ class FineTune(Task):
     multi_hot = False  # whether training samples may carry multi-hot 'labels'
 
     def check(self, cfg: dict) -> list[str]:
-        problems = check_tower(cfg)
+        problems = check_tower(cfg) + check_run(cfg)
         classes = (cfg.get("model") or {}).get("num_classes")
         if isinstance(classes, int) and classes < 1:
             problems.append(f"model.num_classes: must be positive, got {classes}")
@@ -182,8 +201,10 @@ class FineTune(Task):
     def classifier(self, model: ClassifierSettings, in_dim: int) -> nn.Module:
         return ClassifierHead(in_dim=in_dim, num_classes=model.num_classes, dropout=model.classifier_dropout)
 
-    def training_loss(self, training, modality: str) -> LossFn:
+    def training_loss(self, training, model: ClassifierSettings) -> LossFn:
         """Cross-entropy with label smoothing on the classifier's logits."""
+        modality = model.modality
+
         def loss_fn(network: nn.Module, batch: dict):
             logits = network(batch, modalities=(modality,))[modality]["logits"]  # [B, C]
             loss = F.cross_entropy(logits.float(), batch["label"], label_smoothing=training.label_smoothing)
@@ -198,20 +219,41 @@ class FineTune(Task):
 
     def run(self, cfg: dict, config_path: Path | None = None) -> dict[str, Any]:
         run = settings(RunSettings, cfg, "run")
+        if run.threads:
+            torch.set_num_threads(run.threads)
+        with distributed.process_group(resolve_device(run.device), run.collective_timeout) as device:
+            return self.train(cfg, config_path, run, device)
+
+    def train(self, cfg: dict, config_path: Path | None, run: RunSettings, device: torch.device) -> dict[str, Any]:
         data = settings(DataSettings, cfg, "data")
         model = settings(ClassifierSettings, cfg, "model")
         training = settings(self.sections["training"], cfg, "training")
-        device = resolve_device(run.device)
-        if run.threads:
-            torch.set_num_threads(run.threads)
-        run_dir = prepare_run_dir(run.dir, config_path, cfg)
-        torch.manual_seed(run.seed)  # initial weights of what the checkpoint does not hold
+        main_process = distributed.is_main_process()
+        try:
+            distributed.local_batch_size(run.batch_size)
+        except ValueError as exc:
+            raise ConfigError([f"run.batch_size: {exc}"]) from None
+        run_dir = prepare_run_dir(run.dir, config_path, cfg) if main_process else \
+            Path(run.dir) if run.dir else default_run_dir(config_path)
+        torch.manual_seed(run.seed)  # the classifier's initial weights, the same on every process
 
-        train_set = builders.build_dataset(data.train, "data.train")
-        eval_set = builders.build_dataset(data.eval, "data.eval")
+        with distributed.main_process_first():
+            train_set = builders.build_dataset(data.train, "data.train")
+            eval_set = builders.build_dataset(data.eval, "data.eval")
         check_num_classes(model.num_classes, train=train_set, eval=eval_set)
-        network = build_tower_model(model, lambda width: self.classifier(model, width)).to(device)
-        optimizer = build("optimizers", cfg["optimizer"], "optimizer", params=network.parameters())
+        network = build_tower_model(model, lambda width: self.classifier(model, width))
+        if model.init:  # a resumed run overwrites this below with its own checkpoint
+            init_tower(network, model, run_dir if main_process else None)
+        else:
+            print("warning: model.init is null: the tower trains from scratch", file=sys.stderr)
+        network.to(device)
+        speed.set_fused_ops(network, run.fused_ops)
+        if run.activation_checkpointing:
+            speed.checkpoint_activations(network)
+        if run.compile:
+            speed.compile_towers(network)
+        trained = data_parallel(network, run.parallel, device)  # the model itself on one process
+        optimizer = build("optimizers", cfg["optimizer"], "optimizer", params=trained.parameters())
         clip_before_step(optimizer, list(network.towers.parameters()), training.backbone_max_grad_norm)
         clip_before_step(optimizer, list(network.heads.parameters()), training.classifier_max_grad_norm)
         schedule = build("schedules", cfg["schedule"], "schedule", base_lr=optimizer.param_groups[0]["lr"],
@@ -219,29 +261,30 @@ class FineTune(Task):
         evaluators = [builders.build_evaluator(node, f"evaluators.{i}")
                       for i, node in enumerate(cfg.get("evaluators") or [])]
 
-        def evaluate(step: int) -> dict:
+        def evaluate(step: int) -> dict:  # on every process: a sharded model needs all of them
             return {k: v for evaluator in evaluators for k, v in evaluator.run(network, eval_set).items()}
 
-        loop = Loop(model=network, loss_fn=self.training_loss(training, model.modality), optimizer=optimizer,
-                    schedule=schedule, run_dir=str(run_dir), steps=run.steps, seed=run.seed, device=device,
-                    batches=labelled_batches(train_set, batch_size=run.batch_size, seed=run.seed,
-                                             num_workers=data.num_workers, num_classes=model.num_classes,
-                                             multi_hot=self.multi_hot),
-                    checkpoint_every=run.checkpoint_every, keep_checkpoints=run.keep_checkpoints,
-                    max_grad_norm=run.max_grad_norm, evaluate=evaluate, eval_every=run.eval_every)
+        batches = labelled_batches(train_set, batch_size=run.batch_size, seed=run.seed, num_workers=data.num_workers,
+                                   num_classes=model.num_classes, multi_hot=self.multi_hot)
+        loop = Loop(model=trained, loss_fn=self.training_loss(training, model), optimizer=optimizer,
+                    schedule=schedule, batches=batches, run_dir=str(run_dir), steps=run.steps, seed=run.seed,
+                    device=device, checkpoint_every=run.checkpoint_every, keep_checkpoints=run.keep_checkpoints,
+                    max_grad_norm=run.max_grad_norm, evaluate=evaluate, eval_every=run.eval_every,
+                    precision=run.precision, max_bad_steps=run.max_bad_steps)
         start = loop.resume()
-        if start:
-            print(f"resuming {run_dir} from step {start}", file=sys.stderr)
-        elif model.init:
-            init_tower(network, model, run_dir)  # in place: the optimizer keeps the same parameters
-        loop.logger = RunLogger(run_dir, total_steps=run.steps, batch_size=run.batch_size,
-                                tensorboard=run.tensorboard, print_every=run.log_every, start_step=start)
+        if main_process:
+            if start:
+                print(f"resuming {run_dir} from step {start}", file=sys.stderr)
+            loop.logger = RunLogger(run_dir, total_steps=run.steps, batch_size=run.batch_size,
+                                    tensorboard=run.tensorboard, print_every=run.log_every, start_step=start)
         try:
             loop.fit()
-            results = evaluate(run.steps)
-            if results:
-                loop.logger.log_eval(run.steps, results)
-            loop.logger.write_results(results)
+            results = evaluate(run.steps) if evaluators else {}
+            if main_process:
+                if results:
+                    loop.logger.log_eval(run.steps, results)
+                loop.logger.write_results(results)
         finally:
-            loop.logger.close()
-        return results
+            if loop.logger is not None:
+                loop.logger.close()
+        return results if main_process else {}

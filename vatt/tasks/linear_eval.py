@@ -59,6 +59,7 @@ class ProbeSettings:
     steps: int = 50000
     batch_size: int = 64
     svm_c: float = 1.0
+    svm_max_iter: int = 500           # L-BFGS iterations of the SVM
     feature_batch_size: int = 32
 
 
@@ -104,6 +105,9 @@ class LinearEval(Task):
         checkpoint = init_tower(network, model, run_dir) if model.init else None
         if checkpoint is None:
             print("warning: model.init is null, so the probe reads a randomly initialised tower", file=sys.stderr)
+        cache = FeatureCache(network, model.modality, run_dir / FEATURE_DIR, batch_size=probe.feature_batch_size,
+                             num_workers=data.num_workers,
+                             tower=_fingerprint(asdict(model), checkpoint, None if checkpoint else run.seed))
         name = data.name or data.train["type"]
         splits = data.splits or [None]
         fit = {k: v for k, v in asdict(probe).items() if k != "feature_batch_size"}
@@ -112,13 +116,14 @@ class LinearEval(Task):
         results, per_split = {}, []
         try:
             for index, split in enumerate(splits, start=1):
-                features = {part: self.features(network, model, checkpoint, data, part, split, probe, run_dir)
-                            for part in ("train", "eval")}
-                num_classes = num_classes_of(features["train"][2], features["train"][1], features["eval"][1])
-                check_targets(features["train"][1], num_classes, f"data.train ({name})")
-                check_targets(features["eval"][1], num_classes, f"data.eval ({name})")
-                metrics = probe_metrics(features["train"][:2], features["eval"][:2], num_classes,
-                                        seed=run.seed, **fit)
+                nodes = {part: _at_split(getattr(data, part), data.split_key, split) for part in ("train", "eval")}
+                datasets = {part: builders.build_dataset(node, f"data.{part}") for part, node in nodes.items()}
+                tag = "" if split is None else f"_split{split}"
+                train, test = (cache.get(datasets[part], nodes[part], f"{part}{tag}") for part in ("train", "eval"))
+                num_classes = num_classes_of(datasets["train"], train[1], test[1])
+                check_targets(train[1], num_classes, f"data.train ({name})")
+                check_targets(test[1], num_classes, f"data.eval ({name})")
+                metrics = probe_metrics(train, test, num_classes, seed=run.seed, **fit)
                 prefix = f"linear/{name}" if split is None else f"linear/{name}/split{split}"
                 scored = {f"{prefix}/{key}": value for key, value in metrics.items()}
                 logger.log_eval(index, scored)
@@ -134,32 +139,45 @@ class LinearEval(Task):
             logger.close()
         return results
 
-    def features(self, network, model: TowerSettings, checkpoint: Path | None, data: LinearDataSettings,
-                 part: str, split, probe: ProbeSettings, run_dir: Path) -> tuple[torch.Tensor, torch.Tensor, Any]:
-        """(features, labels, dataset) of data.<part> at ``split``, from the run's cache when it matches."""
-        node = dict(getattr(data, part))
-        if split is not None:
-            node[data.split_key] = split
-        dataset = builders.build_dataset(node, f"data.{part}")
-        cache = run_dir / FEATURE_DIR / f"{part}{'' if split is None else f'_split{split}'}.pt"
-        key = _fingerprint(model, checkpoint, node)
-        if cache.is_file():
-            stored = torch.load(cache, weights_only=True)
+
+def _at_split(node: dict, split_key: str | None, split) -> dict:
+    return node if split is None else {**node, split_key: split}
+
+
+class FeatureCache:
+    """A frozen tower's features of whole datasets, kept in ``directory`` as ``<name>.pt``.
+
+    A stored file is reused when its key matches: the tower (config, checkpoint file, or the seed of a random
+    one) and the dataset node. Anything else recomputes and replaces it.
+    """
+
+    def __init__(self, network: torch.nn.Module, modality: str, directory: Path, *, batch_size: int,
+                 num_workers: int, tower: str):
+        self.network, self.modality, self.directory = network, modality, directory
+        self.batch_size, self.num_workers, self.tower = batch_size, num_workers, tower
+
+    def get(self, dataset, node: dict, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features [N, D], labels [N]) of ``dataset``, built from ``node``."""
+        path = self.directory / f"{name}.pt"
+        key = _fingerprint(self.tower, node)
+        if path.is_file():
+            stored = torch.load(path, weights_only=True)
             if stored.get("key") == key:
-                return stored["features"], stored["labels"], dataset
-        features, labels = extract_features(network, dataset, modality=model.modality,
-                                            batch_size=probe.feature_batch_size, num_workers=data.num_workers)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(cache, lambda f: torch.save({"key": key, "features": features, "labels": labels}, f))
-        return features, labels, dataset
+                return stored["features"], stored["labels"]
+        features, labels = extract_features(self.network, dataset, modality=self.modality,
+                                            batch_size=self.batch_size, num_workers=self.num_workers)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda f: torch.save({"key": key, "features": features, "labels": labels}, f))
+        return features, labels
 
 
-def _fingerprint(model: TowerSettings, checkpoint: Path | None, dataset_node: dict) -> str:
-    """What cached features depend on: the tower's config, the checkpoint file's identity, the dataset node."""
-    identity = None
-    if checkpoint is not None:
-        stat = checkpoint.stat()
-        identity = [str(checkpoint.resolve()), stat.st_size, stat.st_mtime_ns]
-    text = json.dumps({"model": asdict(model), "checkpoint": identity, "data": dataset_node}, sort_keys=True,
-                      default=str)
+def _fingerprint(*parts) -> str:
+    """A stable hash of JSON-able parts; a checkpoint file counts by its path, size and modification time."""
+    def identity(part):
+        if isinstance(part, Path):
+            stat = part.stat()
+            return [str(part.resolve()), stat.st_size, stat.st_mtime_ns]
+        return part
+
+    text = json.dumps([identity(part) for part in parts], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()

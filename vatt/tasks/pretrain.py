@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 
-from vatt import config as cfglib
 from vatt.data.loader import make_loader
 from vatt.engine import distributed, speed
 from vatt.engine.logging import RunLogger
@@ -138,7 +137,8 @@ class Pretrain(Task):
         def batches(start_step: int):
             # every process walks the same global batches and loads only its own slice of each
             return make_loader(train_set, batch_size=run.batch_size, seed=run.seed, start_step=start_step,
-                               num_workers=data.num_workers, shard=distributed.ShardedBatchSampler)
+                               num_workers=data.num_workers, shard=distributed.ShardedBatchSampler,
+                               pin_memory=device.type == "cuda")  # pinned: the copy to the GPU overlaps compute
 
         def loss_fn(model, batch):
             return builders.total_loss(terms, model(batch), batch)

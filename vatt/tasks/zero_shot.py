@@ -37,8 +37,7 @@ class ZeroShotRunSettings:
 
 @dataclass
 class ZeroShotDataSettings:
-    eval: dict | None = None
-    num_workers: int = 0
+    eval: dict | None = None  # the retrieval pool; the evaluators say how many processes read it
 
 
 @register("tasks", "zero_shot")

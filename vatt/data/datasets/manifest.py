@@ -108,6 +108,7 @@ class ManifestDataset(ClipDataset):
     `vocabulary` (a file from `python -m vatt.data build-vocab`) is needed when the manifest has captions.
     `classes` is a file with one class name per line fixing label ids across splits (default: the sorted
     label names found in this manifest); `multi_label` defaults to whether any entry has several labels.
+    `empty_text` gives an uncaptioned manifest all-zero text blocks (text_mask 0), for pre-training mixes.
     """
 
     def __init__(self, path: str, *, root: str | None = None, vocabulary: str | None = None,

@@ -26,7 +26,7 @@ SHAPES = ("square", "circle", "triangle", "cross")
 CLASS_NAMES = tuple(f"{colour}_{shape}" for colour in COLOURS for shape in SHAPES)
 SPLIT_STREAMS = {"train": 0, "test": 1}
 PARAMS_FILE = "params.json"
-VERSION = 1  # part of the key: bump it when the pictures change
+VERSION = 2  # part of the key: bump it when the pictures change
 
 
 def shape_mask(shape: str, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
@@ -46,7 +46,7 @@ def shape_mask(shape: str, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
 def render(rng: np.random.Generator, label: int, size: int) -> np.ndarray:
     """The picture of class ``label``: uint8 [size, size, 3]."""
     colour, shape = divmod(label, len(SHAPES))
-    radius = size * rng.uniform(0.18, 0.30)
+    radius = size * rng.uniform(0.22, 0.32)
     centre_x, centre_y = rng.uniform(radius, size - radius, 2)
     pixel = np.arange(size) + 0.5
     dx = (pixel[None, :] - centre_x) / radius  # [1, W]
