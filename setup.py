@@ -47,7 +47,7 @@ setup(
     packages=find_packages(include=["vatt*"]),
     python_requires=">=3.10",
     install_requires=["numpy", "pyyaml", "tensorboard", "av"],
-    extras_require={"test": ["pytest", "hypothesis"], "xla": ["torch_xla"]},
+    extras_require={"test": ["pytest", "hypothesis", "scikit-learn"], "xla": ["torch_xla"]},
     ext_modules=[_ops_extension()],
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
     # --- entry points: plugin groups (vatt.<kind>) and console scripts are added here by the framework ---

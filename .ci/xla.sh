@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # XLA lane: every vatt op, forward and backward, on an XLA device (torch_xla's CPU PJRT client) checked against
-# the CPU, with no fallback to the CPU for vatt:: or aten:: ops.
+# the CPU, with no fallback to the CPU for vatt:: or aten:: ops; and `python -m vatt.run` of the quickstart shrunk to
+# two steps with run.device=xla (tests/xla/test_xla_run.py).
 #
 # Uses its own venv (.venv-xla, or $VATT_XLA_VENV) with torch 2.9.0 + torch_xla 2.9.0 (about 6.6 GB, a few
 # minutes the first time; reused afterwards). vatt is imported from the source tree: the compiled vatt._C

@@ -16,6 +16,8 @@ python -m pip install --quiet --no-build-isolation -e . 2>&1 | tail -n 3
 python -m vatt.ops --json > "$OUT/ops.json"
 if [[ -f "$ANCHOR" ]]; then
   OUT="$OUT" COMPILE=1 PATCH=matmul ONLY="$BATCH" python "$ANCHOR" | tee "$OUT/anchor.txt"
+else
+  echo "warning: no anchor at $ANCHOR (set ANCHOR=path/to/anchor_gpu.py): only vatt's own ratio is measured" >&2
 fi
 python benchmarks/pretrain.py configs/pretrain_lbs.yaml --batch "$BATCH" --plain --steps 10 --rounds 3 \
   --out "$OUT/pretrain_lbs.json" run.precision=bf16 run.compile=true "$@"

@@ -5,11 +5,12 @@
 
 The step is the trainer's own (`Loop.train_step`: forward under the config's precision, backward, gradient
 clipping if set, optimiser step) on a random batch shaped as the config's tokenizers expect (text with
-``--candidates`` captions per clip). The config's ``run`` switches apply: precision, fused_ops, compile,
+``--candidates`` captions per clip). The config's ``run`` switches apply: precision, fused_ops, sdpa, compile,
 activation_checkpointing. ``--plain`` also runs the same model without the project's optimisations (no fused
-vatt ops, no torch.compile, no activation checkpointing, no fused optimiser; same precision) and reports the
-ratio. Each variant runs in its own process, so compile caches and peak memory do not mix; its time is the
-best of ``--rounds`` rounds of ``--steps`` steps after a warm-up round.
+vatt ops, explicit softmax(QKᵀ/√d)V attention instead of scaled_dot_product_attention, no torch.compile, no
+activation checkpointing, no fused optimiser; same precision) and reports the ratio. Each variant runs in its
+own process, so compile caches and peak memory do not mix; its time is the best of ``--rounds`` rounds of
+``--steps`` steps after a warm-up round.
 
 TFLOP/s use the spec's count of a step (../shared/bench/anchor_gpu.py ``flops_per_clip``): for each tower's
 transformer, per layer n·2·(weights of its linear maps) + 4·n²·d with n = kept tokens + [AGG], plus the patch
@@ -42,7 +43,7 @@ from vatt.tasks import builders  # noqa: E402
 from vatt.tasks.base import settings  # noqa: E402
 from vatt.tasks.pretrain import RunSettings  # noqa: E402
 
-PLAIN = {"fused_ops": False, "compile": False, "activation_checkpointing": False}
+PLAIN = {"fused_ops": False, "sdpa": False, "compile": False, "activation_checkpointing": False}
 
 
 def spec_flops_per_clip(model: nn.Module) -> float:
@@ -97,8 +98,8 @@ def measure(spec: dict) -> dict:
         torch.set_num_threads(spec["threads"])
     cfg = cfglib.load(spec["config"], spec["overrides"])
     run = settings(RunSettings, cfg, "run")
-    switches = {"precision": run.precision, "fused_ops": run.fused_ops, "compile": run.compile,
-                "activation_checkpointing": run.activation_checkpointing}
+    switches = {"precision": run.precision, "fused_ops": run.fused_ops, "sdpa": getattr(run, "sdpa", True),
+                "compile": run.compile, "activation_checkpointing": run.activation_checkpointing}
     if spec["variant"] == "plain":
         switches.update(PLAIN)
         if "fused" in inspect.signature(get("optimizers", cfg["optimizer"]["type"]).obj).parameters:
@@ -108,6 +109,7 @@ def measure(spec: dict) -> dict:
     model = builders.build_model(cfg["model"]).to(device)
     terms = builders.build_losses(cfg["losses"])
     fused_parts = speed.set_fused_ops([*model.modules(), *(t.fn for t in terms)], switches["fused_ops"])
+    sdpa_parts = speed.set_sdpa(model, switches["sdpa"])
     if switches["activation_checkpointing"]:
         speed.checkpoint_activations(model)
     if switches["compile"]:
@@ -131,15 +133,15 @@ def measure(spec: dict) -> dict:
                     _peak_rss_reset()
             _sync(device)
             start = time.perf_counter()
-            for _ in range(spec["steps"]):
-                outcome = loop.train_step(step, batch)
+            for i in range(spec["steps"]):  # a lazy device (XLA) reads values back at a round's last step only
+                outcome = loop.train_step(step, batch, read_back=i == spec["steps"] - 1)
                 step += 1
             _sync(device)
             rounds.append(time.perf_counter() - start)
     best = min(rounds[1:]) / spec["steps"]
     flops = spec_flops_per_clip(model) * spec["batch"]
     return {
-        "variant": spec["variant"], "switches": switches, "fused_parts": fused_parts,
+        "variant": spec["variant"], "switches": switches, "fused_parts": fused_parts, "sdpa_parts": sdpa_parts,
         "optimizer_fused": optimizer.defaults.get("fused"), "step_s": round(best, 5),
         "clips_per_s": round(spec["batch"] / best, 2), "tflops": round(flops / best / 1e12, 4),
         "peak_memory_GiB": round(torch.cuda.max_memory_allocated(device) / 2**30, 3) if device.type == "cuda"

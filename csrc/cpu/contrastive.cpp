@@ -25,16 +25,22 @@ constexpr double kInfinity = std::numeric_limits<double>::infinity();
 
 int64_t tile_count(int64_t size, int64_t tile) { return (size + tile - 1) / tile; }
 
+// Tiles of the side that threads split: at most an even share per thread, so a small batch uses every thread.
+int64_t split_tile(int64_t size, int64_t tile) {
+  return std::max<int64_t>(1, std::min(tile, tile_count(size, at::get_num_threads())));
+}
+
 // Log-sum-exp of each row of q @ kᵀ, q [M, D], k [N, D] -> [M]; -inf for every row when N = 0.
 at::Tensor tiled_row_logsumexp(const at::Tensor& q, const at::Tensor& k, int64_t tile) {
   const int64_t rows = q.size(0), cols = k.size(0);
   at::Tensor lse = at::full({rows}, -kInfinity, q.options());  // [M]
   if (rows == 0 || cols == 0) return lse;
-  at::parallel_for(0, tile_count(rows, tile), 1, [&](int64_t begin, int64_t end) {
+  const int64_t row_tile = split_tile(rows, tile);
+  at::parallel_for(0, tile_count(rows, row_tile), 1, [&](int64_t begin, int64_t end) {
     const at::AutoDispatchBelowADInplaceOrView below_autograd;  // thread-local: worker threads need their own
-    at::Tensor scores_buffer = at::empty({tile * std::min(tile, cols)}, q.options());
+    at::Tensor scores_buffer = at::empty({row_tile * std::min(tile, cols)}, q.options());
     for (int64_t t = begin; t < end; ++t) {
-      const int64_t first = t * tile, count = std::min(tile, rows - first);
+      const int64_t first = t * row_tile, count = std::min(row_tile, rows - first);
       const at::Tensor q_tile = q.narrow(0, first, count);              // [r, D]
       at::Tensor running_max = at::full({count}, -kInfinity, q.options());  // [r]
       at::Tensor running_sum = at::zeros({count}, q.options());             // [r]
@@ -64,12 +70,13 @@ void accumulate_softmax_grads(const at::Tensor& q, const at::Tensor& k, const at
   const bool split_rows = rows >= cols;
   const int64_t outer = split_rows ? rows : cols, inner = split_rows ? cols : rows;
   at::Tensor partial = at::zeros({at::get_num_threads(), inner, dim}, q.options());  // [threads, inner, D]
-  at::parallel_for(0, tile_count(outer, tile), 1, [&](int64_t begin, int64_t end) {
+  const int64_t outer_tile = split_tile(outer, tile);
+  at::parallel_for(0, tile_count(outer, outer_tile), 1, [&](int64_t begin, int64_t end) {
     const at::AutoDispatchBelowADInplaceOrView below_autograd;  // thread-local: worker threads need their own
     at::Tensor own_partial = partial[at::get_thread_num()];  // [inner, D]
-    at::Tensor weights_buffer = at::empty({tile * std::min(tile, inner)}, q.options());
+    at::Tensor weights_buffer = at::empty({outer_tile * std::min(tile, inner)}, q.options());
     for (int64_t t = begin; t < end; ++t) {
-      const int64_t outer_first = t * tile, outer_count = std::min(tile, outer - outer_first);
+      const int64_t outer_first = t * outer_tile, outer_count = std::min(outer_tile, outer - outer_first);
       for (int64_t inner_first = 0; inner_first < inner; inner_first += tile) {
         const int64_t inner_count = std::min(tile, inner - inner_first);
         const int64_t r0 = split_rows ? outer_first : inner_first, rn = split_rows ? outer_count : inner_count;

@@ -3,8 +3,8 @@
 // Rows (sample, kept slot) are processed in blocks: a block's raw patches are gathered straight from x into
 // a small buffer (in parallel) and projected by one matmul into the output, which was pre-filled with
 // bias + pos. Neither the full patch tensor nor the full [B, N, D] embedding is ever built. The backward
-// re-gathers the patches one column chunk at a time (all rows, some of the P values) for the weight gradient,
-// and scatters patch gradients into x block by block when x needs a gradient.
+// re-gathers the patches block by block, accumulating the weight gradient, and scatters patch gradients into x
+// block by block when x needs a gradient.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -75,18 +75,14 @@ struct PatchLayout {
   }
 };
 
-// Budget of the patch buffer: far below the kept patches of a batch (~40 MB for 4 VATT clips), yet big enough
-// that each block's matmul repacks its large operand (the weight, or the output gradient) only a few times.
-constexpr int64_t kBufferBytes = int64_t{8} << 20;
+// A block is 512 rows (more when patches are so short that 512 fill under 256 KiB): small next to the kept
+// patches of a batch (~40 MB for 4 VATT clips) and to the output, yet enough rows that the matmul's repacking
+// of its large operand (the [P, D] weight) stays a small part of each block's work.
+constexpr int64_t kBufferBytes = int64_t{256} << 10;
+constexpr int64_t kMinBlockRows = 512;
 
-// Rows of a [rows, P] block that fit the buffer (at least 64, so that the matmul stays efficient).
 int64_t rows_per_block(int64_t rows, int64_t patch_values, int64_t element_size) {
-  return std::max<int64_t>(1, std::min(rows, std::max<int64_t>(kBufferBytes / (patch_values * element_size), 64)));
-}
-
-// Values per column chunk of a [rows, P] slice that fit the buffer (at least 64).
-int64_t values_per_chunk(int64_t rows, int64_t patch_values, int64_t element_size) {
-  return std::min(patch_values, std::max<int64_t>(kBufferBytes / (std::max<int64_t>(rows, 1) * element_size), 64));
+  return std::max<int64_t>(1, std::min(rows, std::max(kBufferBytes / (patch_values * element_size), kMinBlockRows)));
 }
 
 // Calls visit(v, length, x_offset) for the values [begin, end) of the patch starting at `origin` in x, cut where
@@ -103,8 +99,6 @@ void for_each_run(const PatchLayout& layout, int64_t origin, int64_t begin, int6
 // Below ~256k values, waking threads costs more than it saves.
 int64_t grain(int64_t work_per_item) { return std::max<int64_t>(1, 262144 / std::max<int64_t>(work_per_item, 1)); }
 
-// Copies values [first_value, first_value + width) of the patches of rows [first_row, first_row + count) into
-// patches [count, width].
 // Copies values [first_value, first_value + width) of the patch of `row` into target [width].
 template <typename scalar_t>
 void copy_patch(const scalar_t* x, const PatchLayout& layout, const KeepIndices& kept, int64_t row,
@@ -252,23 +246,21 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> patch_embed_backward(
   const int64_t values = layout.patch_values, element_size = x.element_size();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "vatt_patch_embed_backward", [&] {
     const scalar_t* x_data = input.const_data_ptr<scalar_t>();
+    const int64_t block = rows_per_block(rows, values, element_size);
     if (output_mask[1]) {
-      // grad_weight[:, chunk] = grad_rowsᵀ @ patches[:, chunk]: every row at once keeps the matmul's inner
-      // dimension long, and each chunk of the weight gradient is written exactly once.
-      grad_weight = at::empty_like(weight);  // [D, P]
-      const int64_t width = values_per_chunk(rows, values, element_size);
-      at::Tensor buffer = at::empty({rows * width}, x.options());
-      for (int64_t first = 0; first < values; first += width) {
-        const int64_t count = std::min(width, values - first);
-        at::Tensor columns = buffer.narrow(0, 0, rows * count).view({rows, count});  // [B*K, count]
-        gather_patches(x_data, layout, kept, 0, rows, first, count, columns.mutable_data_ptr<scalar_t>());
-        at::Tensor weight_columns = grad_weight.narrow(1, first, count);  // [D, count]
-        at::mm_out(weight_columns, grad_rows.t(), columns);
+      // grad_weight = Σ over blocks of grad_rows[block]ᵀ @ patches[block], summed in float for half inputs
+      const auto sum_type = at::toOpMathType(x.scalar_type());
+      at::Tensor sums = at::zeros(weight.sizes(), weight.options().dtype(sum_type));  // [D, P]
+      at::Tensor patches = at::empty({block, values}, x.options());                   // [block, P]
+      for (int64_t first = 0; first < rows; first += block) {
+        const int64_t count = std::min(block, rows - first);
+        gather_patches(x_data, layout, kept, first, count, 0, values, patches.mutable_data_ptr<scalar_t>());
+        sums.addmm_(grad_rows.narrow(0, first, count).t().to(sum_type), patches.narrow(0, 0, count).to(sum_type));
       }
+      grad_weight = sums.to(weight.scalar_type());
     }
     if (output_mask[0]) {
       grad_x = at::zeros_like(input);
-      const int64_t block = rows_per_block(rows, values, element_size);
       at::Tensor patch_grads = at::empty({block, values}, x.options());  // [block, P]
       for (int64_t first = 0; first < rows; first += block) {
         const int64_t count = std::min(block, rows - first);

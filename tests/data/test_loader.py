@@ -7,10 +7,10 @@ import signal
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, IterableDataset
 
 from vatt.data.datasets.manifest import ManifestDataset
-from vatt.data.loader import DataError, make_loader
+from vatt.data.loader import DataError, make_loader, read_once
 from vatt.data.replicas import SMALL_CLIPS, manifest as make_manifest
 
 
@@ -73,6 +73,43 @@ def test_too_many_failures_stop_with_the_count_and_the_files(replica):
     with pytest.raises(DataError, match=r"4 of 13 samples could not be read.*1\.00%") as error:
         next(make_loader(dataset, batch_size=13, seed=0))
     assert "missing.mp4" in str(error.value) and "python -m vatt.data check" in str(error.value)
+
+
+def test_read_once_gives_the_readable_samples_in_order_and_counts_the_others(replica, caplog):
+    folder, kwargs = replica
+    dataset = ManifestDataset(str(folder / "mixed.jsonl"), vocabulary=kwargs["vocabulary"], **SMALL_CLIPS)
+    caplog.set_level(logging.WARNING, logger="vatt.data")
+    reading = read_once(dataset, batch_size=5, num_workers=1, max_failure_rate=0.5, what="eval of mixed")
+    batches = list(reading)
+    assert [indices for indices, _ in batches] == [[0, 1, 2, 3, 4], [5, 6, 7, 8]]  # 9..12 fail: no 3rd batch
+    assert torch.equal(torch.cat([batch["label"] for _, batch in batches]), torch.tensor([0, 1, 2] * 3))
+    assert reading.skipped == 4 and sorted(f.index for f in reading.failures.values()) == [9, 10, 11, 12]
+    assert "eval of mixed: skipping unreadable sample 10" in caplog.text and "garbage.mp4" in caplog.text
+    assert "eval of mixed: 4 of 13 samples could not be read and were skipped" in caplog.text
+    with pytest.raises(DataError, match=r"eval of mixed: \d of 13 samples could not be read"):
+        list(read_once(dataset, batch_size=5, what="eval of mixed"))
+
+
+class Few(IterableDataset):
+    """A stream of `clips` samples; reading it more than 3 epochs means the loader loops on empty epochs."""
+
+    def __init__(self, clips):
+        self.num_clips = clips
+        self.epochs = []
+
+    def set_epoch(self, epoch):
+        self.epochs.append(epoch)
+        assert len(self.epochs) <= 3, "make_loader kept reading empty epochs"
+
+    def __iter__(self):
+        return iter([{"x": torch.tensor(1.0)}] * self.num_clips)
+
+
+@pytest.mark.parametrize("clips", [0, 1])
+def test_a_stream_that_gives_no_batch_stops_instead_of_hanging(clips):
+    with pytest.raises(DataError, match=rf"(?s)epoch 0 gave rank 0 no batch.*{clips} clips in all, batch_size 2"):
+        next(make_loader(Few(clips), batch_size=2))  # drop_last: 1 clip makes no batch of 2
+    assert next(make_loader(Few(1), batch_size=2, drop_last=False))["x"].shape == (1,)
 
 
 class Exploding(Dataset):

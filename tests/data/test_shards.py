@@ -1,6 +1,7 @@
 """Packing a manifest into WebDataset-style tar shards and streaming them back."""
 import io
 import json
+import logging
 import tarfile
 
 import pytest
@@ -10,6 +11,7 @@ from torch.utils.data import DataLoader
 from vatt.data import shards
 from vatt.data.__main__ import main
 from vatt.data.datasets.manifest import ManifestDataset
+from vatt.data.loader import DataError, make_loader
 from vatt.data.replicas import REPLICAS
 from vatt.data.sampler import collate
 
@@ -91,22 +93,97 @@ def test_training_streams_are_shuffled_augmented_and_seeded(packed):
     assert {tuple(labels(epoch)[0]) for epoch in range(6)} != {tuple(first)}  # the order changes with epochs
 
 
-def test_a_corrupt_sample_is_skipped_and_counted(tmp_path, packed):
-    folder, kwargs, _ = packed
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    for name in ("index.json", "pack.json", "shard-000001.tar"):
-        (broken / name).write_bytes((folder / name).read_bytes())
-    with tarfile.open(folder / "shard-000000.tar") as source, tarfile.open(broken / "shard-000000.tar", "w") as out:
+def copy_packed(folder, to, shard0=None):
+    """A copy of the packed folder whose first shard is `shard0(original bytes)` (default: unchanged)."""
+    to.mkdir()
+    for name in ("index.json", "pack.json", "shard-000000.tar", "shard-000001.tar"):
+        data = (folder / name).read_bytes()
+        (to / name).write_bytes(shard0(data) if shard0 and name == "shard-000000.tar" else data)
+    return to
+
+
+def with_corrupt_jpeg(data):
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(data)) as source, tarfile.open(fileobj=out, mode="w") as archive:
         for member in source.getmembers():
-            data = source.extractfile(member).read()
+            content = source.extractfile(member).read()
             if member.name == "000000000.00002.jpg":
-                data = b"\xff\xd8 not a jpeg"
-            member.size = len(data)
-            out.addfile(member, io.BytesIO(data))
-    dataset = shards.ShardDataset(str(broken), vocabulary=kwargs["vocabulary"], train=False, clips=1,
-                                  frames=16, fps=10, size=16)  # reads every frame: the broken one too
+                content = b"\xff\xd8 not a jpeg"
+            member.size = len(content)
+            archive.addfile(member, io.BytesIO(content))
+    return out.getvalue()
+
+
+EVERY_FRAME = dict(train=False, clips=1, frames=16, fps=10, size=16)  # reads every frame: the broken one too
+
+
+def test_a_corrupt_member_is_skipped_counted_and_named(tmp_path, packed, caplog):
+    folder, kwargs, _ = packed
+    broken = copy_packed(folder, tmp_path / "broken", with_corrupt_jpeg)
+    caplog.set_level(logging.WARNING, logger="vatt.data")
+    dataset = shards.ShardDataset(str(broken), vocabulary=kwargs["vocabulary"], max_failure_rate=0.5, **EVERY_FRAME)
     assert len(list(dataset)) == 2 and dataset.failed == 1
+    assert "shard-000000.tar:000000000" in caplog.text
+    strict = shards.ShardDataset(str(broken), vocabulary=kwargs["vocabulary"], **EVERY_FRAME)  # 1 % allowed
+    with pytest.raises(DataError, match=r"(?s)reader 0 of 1.*1 of 3 samples could not be read.*"
+                                        r"shard-000000\.tar:000000000"):
+        list(strict)
+    with pytest.raises(DataError, match=r"^shards .*1 of 3 samples could not be read") as error:
+        next(make_loader(strict, batch_size=1, num_workers=1))  # raised in a worker, its message unwrapped
+    assert "Traceback" not in str(error.value)
+    assert len(list(make_loader(strict, batch_size=2, max_failure_rate=0.5, num_steps=1).__next__()["label"])) == 2
+
+
+def test_a_truncated_shard_loses_its_remaining_samples_and_is_named(tmp_path, packed, caplog):
+    folder, kwargs, _ = packed
+    broken = copy_packed(folder, tmp_path / "truncated", lambda data: data[: len(data) // 10])
+    caplog.set_level(logging.WARNING, logger="vatt.data")
+    dataset = shards.ShardDataset(str(broken), vocabulary=kwargs["vocabulary"], max_failure_rate=1.0, **READ)
+    assert [int(s["label"]) for s in dataset] == [2] and dataset.failed == 2  # both clips of shard 0 lost
+    assert "2 samples" in caplog.text and f"{broken / 'shard-000000.tar'}: unreadable after 0 of 2" in caplog.text
+    strict = shards.ShardDataset(str(broken), vocabulary=kwargs["vocabulary"], **READ)
+    with pytest.raises(DataError, match=r"(?s)2 of 3 samples could not be read.*shard-000000\.tar.*truncated"):
+        list(strict)
+
+
+def test_a_crash_while_reading_a_shard_names_it(packed, monkeypatch):
+    folder, kwargs, _ = packed
+    dataset = shards.ShardDataset(str(folder), vocabulary=kwargs["vocabulary"], **READ)
+
+    def bug(self):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(shards.PackedClip, "entry", bug)
+    with pytest.raises(RuntimeError, match=r"while reading \S*shard-00000\d\.tar:00000000\d: TypeError: a bug"):
+        list(dataset)
+    def broken_reader(path):
+        raise AttributeError("oops")
+        yield
+
+    monkeypatch.setattr(shards, "_samples", broken_reader)
+    with pytest.raises(RuntimeError, match=r"while reading shard \S*shard-00000\d\.tar: AttributeError: oops"):
+        list(dataset)
+
+
+def test_a_rank_without_shards_stops_with_the_counts_instead_of_hanging(packed, monkeypatch, caplog):
+    folder, kwargs, _ = packed
+    dataset = shards.ShardDataset(str(folder), vocabulary=kwargs["vocabulary"], **READ)
+    epochs = []
+
+    def set_epoch(epoch):  # without the check, the loader would read empty epochs forever
+        epochs.append(epoch)
+        assert len(epochs) <= 3, "make_loader kept reading empty epochs"
+        dataset.epoch = epoch
+
+    monkeypatch.setattr(dataset, "set_epoch", set_epoch)
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda: 2)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 3)  # 3 ranks for 2 shards
+    caplog.set_level(logging.WARNING, logger="vatt.data")
+    with pytest.raises(DataError, match=r"(?s)epoch 0 gave rank 2 no batch.*2 shards are split over 3 ranks x 1 "
+                                        r"DataLoader workers = 3 readers.*get no shard"):
+        next(make_loader(dataset, batch_size=1))
+    assert "reader 2 of 3 (ranks x DataLoader workers) gets none of the 2 shards" in caplog.text
 
 
 def test_pack_command(tmp_path, capsys):
@@ -117,8 +194,6 @@ def test_pack_command(tmp_path, capsys):
 
 
 def test_make_loader_streams_shards_epoch_after_epoch(packed):
-    from vatt.data.loader import make_loader
-
     folder, kwargs, _ = packed
     dataset = shards.ShardDataset(str(folder), vocabulary=kwargs["vocabulary"], shuffle_buffer=1, **READ)
     batches = make_loader(dataset, batch_size=3, seed=0, num_workers=0)

@@ -32,3 +32,14 @@ def test_a_run_with_bf16_activation_checkpointing_and_plain_ops_trains(tmp_path)
                  "run.activation_checkpointing=true", "run.fused_ops=false"]) == 0
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 2 and all('"loss": ' in line for line in lines)
+
+
+@pytest.mark.parametrize("sdpa", [True, False])
+def test_run_sdpa_selects_the_attention_kernel_of_every_layer(tmp_path, monkeypatch, sdpa):
+    import torch.nn.functional as F
+    calls = []
+    real = F.scaled_dot_product_attention
+    monkeypatch.setattr(F, "scaled_dot_product_attention", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert main([str(QUICKSTART), f"run.dir={tmp_path}", "run.steps=1", "run.batch_size=4", "run.tensorboard=false",
+                 "data.train.num_clips=8", "evaluators=[]", "data.eval=null", f"run.sdpa={str(sdpa).lower()}"]) == 0
+    assert (len(calls) > 0) == sdpa

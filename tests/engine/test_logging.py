@@ -172,3 +172,14 @@ def test_restart_hides_tensorboard_points_of_the_dead_attempt(tmp_path, start_st
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
     assert [e.step for e in events.Scalars("loss/total")] == expected
+
+
+def test_without_tensorboard_installed_the_run_logs_to_jsonl_and_warns(tmp_path, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # importing it raises ImportError
+    stream = io.StringIO()
+    with RunLogger(tmp_path, total_steps=2, batch_size=4, tensorboard=True, stream=stream) as logger:
+        logger.log_step(1, {"loss": 1.0})
+    assert "tensorboard is not installed" in stream.getvalue()
+    assert not (tmp_path / "tensorboard").exists()
+    assert json.loads((tmp_path / "metrics.jsonl").read_text())["loss"] == 1.0

@@ -1,8 +1,11 @@
 """Classification evaluation: multi-view logits averaged, top-1/top-5 or mAP/AUC/d′, labels checked."""
+import logging
+
 import pytest
 import torch
 from torch import nn
 
+from vatt.data.loader import DataError
 from vatt.evaluators.classification import ClassificationEvaluator
 from vatt.registry import get
 
@@ -90,6 +93,23 @@ def test_samples_without_labels_are_reported():
         ClassificationEvaluator(dataset_name="toy").run(ViewLogits(), Unlabelled(torch.zeros(2, 3), [0, 0]))
 
 
+def test_an_unreadable_file_is_skipped_counted_and_left_out_of_the_metrics(corrupt_and_clean, caplog):
+    caplog.set_level(logging.WARNING, logger="vatt.data")
+    evaluator = ClassificationEvaluator(dataset_name="toy", batch_size=4, max_failure_rate=0.5)
+    logits, targets = evaluator.predict(ViewLogits(), corrupt_and_clean(True))  # sample 3 of 7 is garbage
+    clean_logits, clean_targets = evaluator.predict(ViewLogits(), corrupt_and_clean(False))
+    assert torch.equal(targets, clean_targets) and torch.equal(logits, clean_logits)  # the 6 readable ones
+    result = evaluator.run(ViewLogits(), corrupt_and_clean(True))
+    clean = evaluator.run(ViewLogits(), corrupt_and_clean(False))
+    assert result == {**clean, "finetune/toy/skipped": 1} and clean["finetune/toy/samples"] == 6
+    assert "garbage.mp4" in caplog.text and "1 of 7 samples could not be read" in caplog.text
+
+
+def test_too_many_unreadable_files_stop_the_evaluation_naming_them(corrupt_and_clean):
+    with pytest.raises(DataError, match=r"(?s)toy: 1 of 7 samples could not be read.*1\.00%.*garbage\.mp4"):
+        ClassificationEvaluator(dataset_name="toy").run(ViewLogits(), corrupt_and_clean(True))
+
+
 def test_registered_with_a_working_example():
     entry = get("evaluators", "classification")
     evaluator = entry.obj(**entry.example)
@@ -102,6 +122,7 @@ def test_registered_with_a_working_example():
     ({"dataset_name": "x", "batch_size": 0}, "batch_size"),
     ({"dataset_name": "x", "top_k": []}, "top_k"),
     ({"dataset_name": "x", "prefix": ""}, "prefix"),
+    ({"dataset_name": "x", "max_failure_rate": 1.5}, "max_failure_rate"),
 ])
 def test_bad_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -3,6 +3,7 @@ import pytest
 import torch
 from torch import nn
 
+from vatt.data.loader import DataError
 from vatt.evaluators import linear_probe
 from vatt.evaluators.linear_probe import LinearProbe, LowRankClassifier, fit_linear_svm, fit_low_rank
 from vatt.registry import get
@@ -65,7 +66,7 @@ def test_fits_are_deterministic_given_the_seed():
 
 
 def test_svm_agrees_with_scikit_learn():
-    svm_module = pytest.importorskip("sklearn.svm")
+    from sklearn import svm as svm_module  # in the test extra: a missing one fails rather than skips
     x, y = blobs(300, classes=3, dim=8, spread=1.5, seed=1)  # overlapping: the margins matter
     ours = fit_linear_svm(x, y, 3, c=0.1)
     theirs = svm_module.LinearSVC(C=0.1, loss="squared_hinge", intercept_scaling=100.0, tol=1e-8, max_iter=100000)
@@ -160,3 +161,31 @@ def test_multi_hot_sets_are_refused():
 
     with pytest.raises(ValueError, match="single-label"):
         linear_probe.extract_features(Features(), MultiHot(4, seed=0), modality="video")
+
+
+class PixelFeatures(nn.Module):
+    """Frozen 'tower' over real clips: 16 of the clip's voxels."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(()))
+        self.inputs = {"video": "video"}
+
+    def features(self, batch, modalities=("video",)):
+        video = batch["video"]  # [B, (V,) 3, T, H, W]
+        return {"video": self.weight * video.reshape(*video.shape[:-4], -1)[..., ::61][..., :16]}
+
+
+def test_unreadable_files_are_skipped_and_counted_on_both_sets(corrupt_and_clean):
+    settings = dict(dataset_name="toy", classifiers=["svm"], svm_max_iter=20, feature_batch_size=4)
+    result = LinearProbe(train=corrupt_and_clean(True), max_failure_rate=0.5, **settings).run(
+        PixelFeatures(), corrupt_and_clean(True))  # sample 3 of 7 is garbage in both
+    clean = LinearProbe(train=corrupt_and_clean(False), **settings).run(PixelFeatures(), corrupt_and_clean(False))
+    assert result == {**clean, "linear/toy/skipped": 1, "linear/toy/train_skipped": 1}
+    report = {}
+    features, labels = linear_probe.extract_features(PixelFeatures(), corrupt_and_clean(True), modality="video",
+                                                     max_failure_rate=0.5, report=report)
+    assert features.shape == (6, 16) and labels.tolist() == [0, 1, 2, 0, 1, 2] and report["skipped"] == 1
+    assert report["failures"][0].path.endswith("garbage.mp4")
+    with pytest.raises(DataError, match="garbage.mp4"):
+        linear_probe.extract_features(PixelFeatures(), corrupt_and_clean(True), modality="video")

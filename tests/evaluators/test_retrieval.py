@@ -1,7 +1,10 @@
+import logging
+
 import pytest
 import torch
 from torch import nn
 
+from vatt.data.loader import DataError
 from vatt.evaluators.retrieval import ZeroShotRetrieval
 from vatt.registry import get
 
@@ -148,3 +151,30 @@ def test_several_clips_per_video_averaged_two_ways():
 def test_unknown_view_average_is_named():
     with pytest.raises(ValueError, match="view_average"):
         ZeroShotRetrieval(view_average="max")
+
+
+class Pixels(nn.Module):
+    """Some pixels of the video and the caption's word ids as embeddings: deterministic, read-anything."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, batch, modalities=("video", "text")):
+        video = batch["video"].flatten(1)[:, ::97][:, :8]  # [B, 8]
+        return {"video": {"vt": self.scale * video}, "text": {"vt": self.scale * batch["text"][..., :8].float()}}
+
+
+def test_an_unreadable_file_is_skipped_with_its_caption_and_counted(corrupt_and_clean, caplog):
+    caplog.set_level(logging.WARNING, logger="vatt.data")
+    evaluator = ZeroShotRetrieval(dataset_name="toy", batch_size=4, max_failure_rate=0.5, num_workers=1)
+    result = evaluator.run(Pixels(), corrupt_and_clean(True))  # sample 3 of 7 is garbage
+    clean = ZeroShotRetrieval(dataset_name="toy", batch_size=4).run(Pixels(), corrupt_and_clean(False))
+    assert clean["zero_shot/toy/pool"] == 6 and clean["zero_shot/toy/R@1"] < 1
+    assert result == {**clean, "zero_shot/toy/skipped": 1}  # searched over the 6 readable clips
+    assert "garbage.mp4" in caplog.text
+
+
+def test_too_many_unreadable_files_stop_the_retrieval_naming_them(corrupt_and_clean):
+    with pytest.raises(DataError, match=r"(?s)toy: 1 of 7 samples could not be read.*garbage\.mp4"):
+        ZeroShotRetrieval(dataset_name="toy", batch_size=4).run(Pixels(), corrupt_and_clean(True))

@@ -73,7 +73,7 @@ def test_waveform_equals_conv1d_with_an_int_patch_size():
 @settings(max_examples=25, deadline=None)
 @given(patch_cases())
 def test_drop_in_for_the_models_plain_patch_embed(case):
-    patching = pytest.importorskip("vatt.models.patching")
+    from vatt.models import patching
     # The model's helper takes waveforms [B, S], 2-D maps [B, C, F, T] and videos [B, C, T, H, W].
     assume((case.channels is None) == (len(case.patch) == 1))
     x, weight, bias, pos, keep = case.tensors(requires_grad=False)

@@ -7,10 +7,15 @@ sample and logged with its path; when more than `max_failure_rate` of the datase
 run stops with `DataError` naming the count and some of the files. Any other exception in a worker is a bug:
 it is re-raised naming the file the worker was reading, and a worker killed outright (a crash in a decoder)
 is reported the same way, from a shared table of what each worker is reading.
+
+Evaluation reads a dataset once, in order, through the same guarded workers (`read_once`), and streams (the
+packed shards) count their failures with the same `FailureCounter`, so every reader of samples follows one
+policy: skip, log the path, stop above the share.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import os
@@ -30,6 +35,8 @@ from vatt.registry import UserError
 log = logging.getLogger("vatt.data")
 SLOT_BYTES = 1024  # room for the path each worker is reading
 SHOWN_PATHS = 5
+DEFAULT_MAX_FAILURE_RATE = 0.01
+CHECK_HINT = "run `python -m vatt.data check` on the dataset to list every unreadable file"
 
 
 class DataError(UserError):
@@ -38,7 +45,7 @@ class DataError(UserError):
 
 @dataclass(frozen=True)
 class Failure:
-    index: int
+    index: Any  # the sample's index (a stream's: its name)
     path: str
     reason: str
 
@@ -79,10 +86,10 @@ class _Guarded(Dataset):
             raise RuntimeError(f"data loading failed while reading {where}: {type(exc).__name__}: {exc}") from exc
 
 
-def _collate_kept(items: list) -> tuple[dict | None, list[Failure]]:
+def _collate_kept(items: list, collate_fn: Callable = collate) -> tuple[Any, list[Failure]]:
     failures = [item for item in items if isinstance(item, Failure)]
     kept = [item for item in items if not isinstance(item, Failure)]
-    return (collate(kept) if kept else None), failures
+    return (collate_fn(kept) if kept else None), failures
 
 
 class _SeedWorker:
@@ -100,15 +107,100 @@ class _SeedWorker:
             self.pids[worker_id] = os.getpid()
 
 
+class FailureCounter:
+    """The distinct failed samples of one read: each is logged once with its path; more than
+    `max_failure_rate` of `total` stops the read with `DataError` naming the count and the first files."""
+
+    def __init__(self, total: int, max_failure_rate: float = DEFAULT_MAX_FAILURE_RATE, *, what: str = "",
+                 hint: str = CHECK_HINT):
+        check_failure_rate(max_failure_rate)
+        self.total = total
+        self.max_failure_rate = max_failure_rate
+        self.what = what  # e.g. "evaluation of msrvtt": prefixes the messages
+        self.hint = hint
+        self.failures: dict[Any, Failure] = {}  # distinct failed sample → its first failure
+        self.count = 0  # failed samples; an entry may stand for several (the rest of a truncated shard)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def add(self, key: Any, path: str, reason: str, *, samples: int = 1, check: bool = True) -> None:
+        """Count sample `key` (or `samples` samples lost together) as failed, unless already counted; then
+        `check` the share unless told not to (a batch's failures are all counted first)."""
+        if key not in self.failures:
+            self.failures[key] = Failure(key, path, reason)
+            self.count += samples
+            where = f"{self.what}: " if self.what else ""
+            lost = f"{samples} samples" if samples != 1 else f"sample {key}" if isinstance(key, int) else "sample"
+            log.warning("%sskipping unreadable %s: %s: %s", where, lost, path, reason)
+        if check:
+            self.check()
+
+    def check(self) -> None:
+        if self.count > self.max_failure_rate * self.total:
+            shown = list(self.failures.values())[:SHOWN_PATHS]
+            lines = "\n".join(f"    {f.path}: {f.reason}" for f in shown)
+            where = f"{self.what}: " if self.what else ""
+            raise DataError(
+                f"{where}{self.count} of {self.total} samples could not be read, more than the allowed "
+                f"{self.max_failure_rate:.2%} (max_failure_rate); the first ones:\n{lines}\n{self.hint}")
+
+
+def check_failure_rate(max_failure_rate: Any) -> None:
+    if isinstance(max_failure_rate, bool) or not isinstance(max_failure_rate, (int, float)) \
+            or not 0 <= max_failure_rate <= 1:
+        raise ValueError(f"max_failure_rate must be in [0, 1], got {max_failure_rate!r}")
+
+
+def _explain_crash(exc: RuntimeError, slots, pids) -> None:
+    """Re-raise a DataLoader's "worker (pid N) exited unexpectedly" naming the file that worker was reading."""
+    found = re.search(r"DataLoader worker \(pids?(?:\(s\))? ([\d, ]+)\)", str(exc))
+    if slots is None or found is None:
+        return
+    for pid in (int(p) for p in re.findall(r"\d+", found.group(1))):
+        for worker_id, known in enumerate(pids):
+            if known == pid:
+                raw = bytes(slots[worker_id * SLOT_BYTES : (worker_id + 1) * SLOT_BYTES])
+                path = raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+                raise RuntimeError(f"data loader worker {worker_id} (pid {pid}) died while reading "
+                                   f"{path}") from exc
+
+
+def _guarded_loader(dataset: Dataset, batches: Iterable[list], *, num_workers: int, collate_fn: Callable = collate,
+                    generator: torch.Generator | None = None, prefetch_factor: int | None = None,
+                    pin_memory: bool = False) -> tuple[DataLoader, Any, Any]:
+    """A DataLoader over `batches` of keys whose items are samples or `Failure`s, collated as
+    (batch or None, failures), with the table of what each worker reads: (loader, slots, pids)."""
+    if not isinstance(num_workers, int) or num_workers < 0:
+        raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
+    context = multiprocessing.get_context() if num_workers else None
+    slots = context.Array("c", SLOT_BYTES * num_workers, lock=False) if num_workers else None
+    pids = context.Array("q", num_workers, lock=False) if num_workers else None
+    options: dict[str, Any] = {"prefetch_factor": prefetch_factor} if num_workers and prefetch_factor else {}
+    loader = DataLoader(_Guarded(dataset, slots, pids), batch_sampler=batches,
+                        collate_fn=functools.partial(_collate_kept, collate_fn=collate_fn),
+                        num_workers=num_workers, worker_init_fn=_SeedWorker(pids), generator=generator,
+                        multiprocessing_context=context, pin_memory=pin_memory, **options)
+    return loader, slots, pids
+
+
 class Batches:
     """Iterator of collated batches (dicts) from `start_step` on; see `make_loader`."""
 
     def __init__(self, dataset: Dataset, loader: DataLoader, max_failure_rate: float, slots, pids):
         self.dataset = dataset
-        self.max_failure_rate = max_failure_rate
-        self.failures: dict[int, Failure] = {}  # distinct failed sample index → its first failure
+        self.counter = FailureCounter(len(dataset), max_failure_rate)
         self._slots, self._pids = slots, pids
         self._iterator = iter(loader)
+
+    @property
+    def max_failure_rate(self) -> float:
+        return self.counter.max_failure_rate
+
+    @property
+    def failures(self) -> dict[Any, Failure]:
+        """Distinct failed sample index → its first failure."""
+        return self.counter.failures
 
     def __iter__(self) -> "Batches":
         return self
@@ -118,37 +210,75 @@ class Batches:
             try:
                 batch, failures = next(self._iterator)
             except RuntimeError as exc:
-                self._explain_crash(exc)
+                _explain_crash(exc, self._slots, self._pids)
                 raise
-            self._count(failures)
+            for failure in failures:
+                self.counter.add(failure.index, failure.path, failure.reason, check=False)
+            self.counter.check()
             if batch is not None:  # a batch whose every sample failed is skipped
                 return batch
 
-    def _count(self, failures: list[Failure]) -> None:
-        for failure in failures:
-            if failure.index not in self.failures:
-                self.failures[failure.index] = failure
-                log.warning("skipping unreadable sample %d: %s: %s", failure.index, failure.path, failure.reason)
-        allowed = self.max_failure_rate * len(self.dataset)
-        if len(self.failures) > allowed:
-            shown = list(self.failures.values())[:SHOWN_PATHS]
-            lines = "\n".join(f"    {f.path}: {f.reason}" for f in shown)
-            raise DataError(
-                f"{len(self.failures)} of {len(self.dataset)} samples could not be read, more than the allowed "
-                f"{self.max_failure_rate:.2%} (max_failure_rate); the first ones:\n{lines}\n"
-                f"run `python -m vatt.data check` on the dataset to list every unreadable file")
 
-    def _explain_crash(self, exc: RuntimeError) -> None:
-        found = re.search(r"DataLoader worker \(pids?(?:\(s\))? ([\d, ]+)\)", str(exc))
-        if self._slots is None or found is None:
-            return
-        for pid in (int(p) for p in re.findall(r"\d+", found.group(1))):
-            for worker_id, known in enumerate(self._pids):
-                if known == pid:
-                    raw = bytes(self._slots[worker_id * SLOT_BYTES : (worker_id + 1) * SLOT_BYTES])
-                    path = raw.split(b"\0", 1)[0].decode("utf-8", "replace")
-                    raise RuntimeError(f"data loader worker {worker_id} (pid {pid}) died while reading "
-                                       f"{path}") from exc
+class OnePass:
+    """One in-order pass over a map-style dataset for evaluation; see `read_once`.
+
+    Iterating yields (indices [the dataset indices of the batch's samples], batch); afterwards `skipped` is
+    the number of samples that could not be read and `failures` says which and why.
+    """
+
+    def __init__(self, dataset: Dataset, *, batch_size: int, num_workers: int, collate_fn: Callable,
+                 max_failure_rate: float, what: str):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.collate_fn = collate_fn
+        self.counter = FailureCounter(len(dataset), max_failure_rate, what=what)
+
+    @property
+    def skipped(self) -> int:
+        return len(self.counter)
+
+    @property
+    def failures(self) -> dict[Any, Failure]:
+        return self.counter.failures
+
+    def __iter__(self) -> Iterator[tuple[list[int], Any]]:
+        size = len(self.dataset)
+        keys = [list(range(start, min(start + self.batch_size, size))) for start in range(0, size, self.batch_size)]
+        loader, slots, pids = _guarded_loader(self.dataset, keys, num_workers=self.num_workers,
+                                              collate_fn=self.collate_fn)
+        iterator = iter(loader)
+        for batch_keys in keys:  # the loader keeps the order of its batches
+            try:
+                batch, failures = next(iterator)
+            except RuntimeError as exc:
+                _explain_crash(exc, slots, pids)
+                raise
+            for failure in failures:
+                self.counter.add(failure.index, failure.path, failure.reason, check=False)
+            self.counter.check()
+            if batch is not None:
+                failed = {failure.index for failure in failures}
+                yield [key for key in batch_keys if key not in failed], batch
+        if self.skipped:
+            where = f"{self.counter.what}: " if self.counter.what else ""
+            log.warning("%s%d of %d samples could not be read and were skipped; results are over the other %d",
+                        where, self.skipped, size, size - self.skipped)
+
+
+def read_once(dataset: Dataset, *, batch_size: int, num_workers: int = 0, collate_fn: Callable = collate,
+              max_failure_rate: float = DEFAULT_MAX_FAILURE_RATE, what: str = "") -> OnePass:
+    """Every sample of `dataset` once, in order, in batches, as evaluation reads it: (indices, batch) pairs.
+
+    A sample whose file is missing, truncated, corrupt or too short (`MediaError`) is left out of its batch
+    (hence `indices`), counted and logged with its path, as in training; more than `max_failure_rate` of the
+    dataset failing stops with `DataError`. Any other error names the file being read. `collate_fn` turns the
+    readable samples of a batch into the batch (default: stacked into a dict). `what` prefixes the messages.
+    """
+    return OnePass(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_fn,
+                   max_failure_rate=max_failure_rate, what=what)
 
 
 def _stream_batches(dataset: IterableDataset, *, batch_size: int, start_step: int, num_workers: int,
@@ -159,12 +289,44 @@ def _stream_batches(dataset: IterableDataset, *, batch_size: int, start_step: in
                         num_workers=num_workers, worker_init_fn=_SeedWorker(None), generator=generator)
     while True:
         dataset.set_epoch(epoch)
-        yield from loader
+        batches = 0
+        try:
+            for batch in loader:
+                batches += 1
+                yield batch
+        except DataError as exc:  # raised in a worker: DataLoader wraps the message in the worker's traceback
+            marker = f"{DataError.__module__}.{DataError.__qualname__}: "
+            if "Traceback (most recent call last)" in str(exc) and marker in str(exc):
+                raise DataError(str(exc).rsplit(marker, 1)[1].strip()) from None
+            raise
+        if not batches:  # an empty epoch would be followed by empty epochs forever: a silent hang
+            raise DataError(_empty_stream_message(dataset, epoch, batch_size, num_workers, drop_last))
         epoch += 1
 
 
+def _empty_stream_message(dataset: IterableDataset, epoch: int, batch_size: int, num_workers: int,
+                          drop_last: bool) -> str:
+    rank, world = 0, 1
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    workers = max(1, num_workers)
+    clips = getattr(dataset, "num_clips", None)
+    shards = getattr(dataset, "shards", None)
+    lines = [f"{getattr(dataset, 'name', type(dataset).__name__)}: epoch {epoch} gave rank {rank} no batch at all, "
+             f"so training would wait forever"]
+    if isinstance(shards, (list, tuple)):
+        mine = [n for n in range(rank * workers, (rank + 1) * workers) if n < len(shards)]
+        lines.append(f"{len(shards)} shards are split over {world} ranks x {workers} DataLoader workers = "
+                     f"{world * workers} readers, and this rank's readers {rank * workers}..{(rank + 1) * workers - 1} "
+                     f"get {'no shard' if not mine else f'shards holding fewer than {batch_size} readable clips'}; "
+                     f"use fewer ranks or workers, or pack into more shards (pack --clips-per-shard)")
+    if clips is not None:
+        lines.append(f"{clips} clips in all, batch_size {batch_size} per rank, drop_last={drop_last}")
+    return "\n  ".join(lines)
+
+
 def make_loader(dataset: Dataset, *, batch_size: int, seed: int = 0, start_step: int = 0, num_workers: int = 0,
-                max_failure_rate: float = 0.01, drop_last: bool = True, num_steps: int | None = None,
+                max_failure_rate: float | None = None, drop_last: bool = True, num_steps: int | None = None,
                 shard: Callable[[Iterable[list]], Iterable[list]] | None = None,
                 prefetch_factor: int | None = None, pin_memory: bool = False) -> Iterator[dict]:
     """Batches of `dataset` for global steps `start_step`, `start_step`+1, ... (endless unless `num_steps`).
@@ -174,26 +336,28 @@ def make_loader(dataset: Dataset, *, batch_size: int, seed: int = 0, start_step:
     slices of them (vatt.engine.distributed.ShardedBatchSampler). A failed sample is dropped from its
     batch, so a batch may be smaller than `batch_size`.
 
+    `max_failure_rate` (default 1 %) is the share of samples that may fail before the run stops.
+
     A stream (an IterableDataset such as the "shards" dataset, which splits itself over ranks and workers
-    and skips what it cannot read) is read epoch after epoch through its `set_epoch`; a resumed run starts
-    at the beginning of the epoch that holds `start_step`, so streams do not replay batches exactly.
+    and skips what it cannot read under its own `max_failure_rate`, which a value given here replaces) is
+    read epoch after epoch through its `set_epoch`; a resumed run starts at the beginning of the epoch that
+    holds `start_step`, so streams do not replay batches exactly. An epoch that gives this process no batch
+    at all (e.g. more ranks x workers than shards) stops with `DataError` naming the counts.
     """
-    if not isinstance(max_failure_rate, (int, float)) or not 0 <= max_failure_rate <= 1:
-        raise ValueError(f"max_failure_rate must be in [0, 1], got {max_failure_rate!r}")
+    if max_failure_rate is not None:
+        check_failure_rate(max_failure_rate)
     if not isinstance(num_workers, int) or num_workers < 0:
         raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
     generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, start_step]).generate_state(1)[0]))
     if isinstance(dataset, IterableDataset):
+        if max_failure_rate is not None and hasattr(dataset, "max_failure_rate"):
+            dataset.max_failure_rate = max_failure_rate
         return _stream_batches(dataset, batch_size=batch_size, start_step=start_step, num_workers=num_workers,
                                drop_last=drop_last, generator=generator)
     sampler = StepBatchSampler(len(dataset), batch_size, seed=seed, start_step=start_step, drop_last=drop_last,
                                num_steps=num_steps, keyed=True)
     batches = shard(sampler) if shard is not None else sampler
-    context = multiprocessing.get_context() if num_workers else None
-    slots = context.Array("c", SLOT_BYTES * num_workers, lock=False) if num_workers else None
-    pids = context.Array("q", num_workers, lock=False) if num_workers else None
-    options: dict[str, Any] = {"prefetch_factor": prefetch_factor} if num_workers and prefetch_factor else {}
-    loader = DataLoader(_Guarded(dataset, slots, pids), batch_sampler=batches, collate_fn=_collate_kept,
-                        num_workers=num_workers, worker_init_fn=_SeedWorker(pids), generator=generator,
-                        multiprocessing_context=context, pin_memory=pin_memory, **options)
-    return Batches(dataset, loader, max_failure_rate, slots, pids)
+    loader, slots, pids = _guarded_loader(dataset, batches, num_workers=num_workers, generator=generator,
+                                          prefetch_factor=prefetch_factor, pin_memory=pin_memory)
+    rate = DEFAULT_MAX_FAILURE_RATE if max_failure_rate is None else max_failure_rate
+    return Batches(dataset, loader, rate, slots, pids)

@@ -12,6 +12,9 @@ Packing is resumable (a finished shard is kept: it is written under a temporary 
 shards in parallel worker processes. `ShardDataset` (registered as "shards") streams the shards back: it
 splits them over distributed ranks and DataLoader workers without overlap, shuffles samples in a buffer,
 decodes only the JPEGs the clip needs and cuts, augments and labels clips exactly as the file datasets do.
+Unreadable samples follow the loader's policy (`vatt.data.loader.FailureCounter`): a corrupt member is
+skipped, counted and logged as `SHARD:KEY`, a shard that breaks off (truncated, missing) loses the samples
+it still held, and a reader stops with `DataError` once more than `max_failure_rate` of its samples failed.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from vatt.data.captions import Caption
 from vatt.data.datasets.base import ClipEntry, SampleMaker, settings_from, tokenizer_for, with_clip_settings
 from vatt.data.datasets.manifest import read_manifest
 from vatt.data.decode import EPSILON, MediaError, MediaFile, MediaInfo, pick_frames
+from vatt.data.loader import DEFAULT_MAX_FAILURE_RATE, FailureCounter, check_failure_rate
 from vatt.registry import register
 
 log = logging.getLogger("vatt.data")
@@ -207,17 +211,30 @@ class PackedClip:
         return frames, sound
 
 
+class ShardError(Exception):
+    """A shard that cannot be read on from some point (truncated, corrupt headers, unreadable file)."""
+
+
 def _tar_files(path: Path) -> Iterator[tuple[str, bytes]]:
     """(name, data) of the regular files of a tar archive, in order. A plain reader of the ustar/pax blocks:
-    Python's tarfile spends more time per member than decoding a small JPEG takes."""
+    Python's tarfile spends more time per member than decoding a small JPEG takes. Raises `ShardError` where
+    the archive breaks off or its headers make no sense."""
     with open(path, "rb") as handle:
         long_name = None
         while True:
+            offset = handle.tell()
             header = handle.read(512)
-            if len(header) < 512 or header == bytes(512):
+            if not header or header == bytes(512):
                 return
-            size = int(header[124:136].strip(b"\0 ") or b"0", 8)
+            if len(header) < 512:
+                raise ShardError(f"truncated: a member header at byte {offset} is cut short")
+            try:
+                size = int(header[124:136].strip(b"\0 ") or b"0", 8)
+            except ValueError:
+                raise ShardError(f"corrupt member header at byte {offset}") from None
             data = handle.read(size)
+            if len(data) < size:
+                raise ShardError(f"truncated: the member at byte {offset} holds {len(data)} of its {size} bytes")
             handle.seek(-size % 512, os.SEEK_CUR)
             kind = header[156:157]
             if kind == b"x":  # pax extended header: may carry the next member's long name
@@ -233,6 +250,8 @@ def _samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
     """(key, members by suffix) of each sample of a tar shard, read in one sequential pass."""
     key, members = None, {}
     for name, data in _tar_files(path):
+        if "." not in name:
+            raise ShardError(f"member {name!r} is not named KEY.SUFFIX")
         name_key, suffix = name.split(".", 1)
         if name_key != key and members:
             yield key, members
@@ -260,11 +279,15 @@ class ShardDataset(SampleMaker, IterableDataset):
 
     Each epoch (`set_epoch`) shuffles the shard order with (seed, epoch), gives reader r of R the shards
     r, r + R, ... of that order, and draws each sample's clip from (seed, epoch, sample key). `fps` and
-    `audio_rate` default to the packed ones; the sound must be read at its packed rate.
+    `audio_rate` default to the packed ones; the sound must be read at its packed rate. Each reader skips
+    and logs what it cannot read and stops with `DataError` when more than `max_failure_rate` of the samples
+    of its shards failed in one pass; `failed` counts the failures this object has seen.
     """
 
     def __init__(self, root: str, *, vocabulary: str | None = None, candidates: int = 5, max_words: int = 16,
-                 shuffle_buffer: int = 256, seed: int = 0, **clip):
+                 shuffle_buffer: int = 256, seed: int = 0, max_failure_rate: float = DEFAULT_MAX_FAILURE_RATE,
+                 **clip):
+        check_failure_rate(max_failure_rate)
         folder = Path(root)
         if not (folder / INDEX).is_file():
             raise ValueError(f"shards: {folder} has no {INDEX}; pack a manifest there with `python -m vatt.data pack`")
@@ -277,9 +300,11 @@ class ShardDataset(SampleMaker, IterableDataset):
         super().__init__(settings, name=f"shards {root}", class_names=index["classes"] or None,
                          multi_label=index["multi_label"], tokenizer=tokenizer, candidates=candidates)
         self.shards = [folder / s["file"] for s in index["shards"] if s["clips"]]
+        self.clips_in = {folder / s["file"]: s["clips"] for s in index["shards"]}
         self.num_clips = index["clips"]
         self.shuffle_buffer = shuffle_buffer
         self.seed = seed
+        self.max_failure_rate = max_failure_rate
         self.epoch = 0
         self.failed = 0
 
@@ -291,21 +316,58 @@ class ShardDataset(SampleMaker, IterableDataset):
         order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.shards))
         return [self.shards[i] for i in order[reader::readers]]
 
-    def _clips(self, shards: Sequence[Path]) -> Iterator[dict]:
+    def _clips(self, shards: Sequence[Path], counter: FailureCounter) -> Iterator[dict]:
         for shard in shards:
-            for key, members in _samples(shard):
+            expected, read = self.clips_in.get(shard, 0), 0
+            samples = _samples(shard)
+            while True:
+                try:
+                    item = next(samples, None)
+                except (ShardError, OSError) as exc:  # the rest of the shard is lost
+                    self._fail(counter, str(shard), str(shard), f"unreadable after {read} of {expected} samples: "
+                               f"{type(exc).__name__ + ': ' if isinstance(exc, OSError) else ''}{exc}",
+                               samples=max(1, expected - read))
+                    break
+                except Exception as exc:
+                    raise RuntimeError(f"data loading failed while reading shard {shard}: "
+                                       f"{type(exc).__name__}: {exc}") from exc
+                if item is None:
+                    if read < expected:  # ended cleanly on a member boundary: truncated there
+                        self._fail(counter, str(shard), str(shard), f"ends after {read} of its {expected} samples",
+                                   samples=expected - read)
+                    break
+                key, members = item
+                read += 1
                 rng = np.random.default_rng([self.seed, self.epoch, int(key)])
+                where = f"{shard}:{key}"
                 try:
                     packed = PackedClip(f"{shard.name}:{key}", members)
-                    yield self.make(packed.entry(), rng, media=packed)
+                    sample = self.make(packed.entry(), rng, media=packed)
                 except (MediaError, KeyError, ValueError, av.error.FFmpegError) as exc:
-                    self.failed += 1
-                    log.warning("skipping unreadable packed sample %s:%s: %s", shard, key, exc)
+                    self._fail(counter, where, where, f"{type(exc).__name__}: {exc}")
+                    continue
+                except Exception as exc:
+                    raise RuntimeError(f"data loading failed while reading {where}: "
+                                       f"{type(exc).__name__}: {exc}") from exc
+                yield sample
+
+    def _fail(self, counter: FailureCounter, key: str, path: str, reason: str, samples: int = 1) -> None:
+        if key not in counter.failures:
+            self.failed += samples
+        counter.add(key, path, reason, samples=samples)
 
     def __iter__(self) -> Iterator[dict]:
-        rng = np.random.default_rng([self.seed, self.epoch, *_process_slot()])
+        reader, readers = _process_slot()
+        rng = np.random.default_rng([self.seed, self.epoch, reader, readers])
+        mine = self.my_shards()
+        if not mine:
+            log.warning("%s: reader %d of %d (ranks x DataLoader workers) gets none of the %d shards", self.name,
+                        reader, readers, len(self.shards))
+        counter = FailureCounter(sum(self.clips_in.get(shard, 0) for shard in mine), self.max_failure_rate,
+                                 what=f"{self.name} (reader {reader} of {readers}, epoch {self.epoch})",
+                                 hint="run `python -m vatt.data check` on the packed manifest, or pack it again")
         buffer: list[dict] = []
-        for sample in self._clips(self.my_shards()):
+        for sample in self._clips(mine, counter):
             if len(buffer) < self.shuffle_buffer:
                 buffer.append(sample)
                 continue

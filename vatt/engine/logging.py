@@ -117,12 +117,18 @@ class RunLogger:
             _keep_lines_until(metrics_path, start_step)
         self._metrics = open(metrics_path, "a" if start_step > 0 else "w", encoding="utf-8")
 
-        self._tb = None
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter  # tensorboard is optional at import time
-            # Hides what an earlier attempt plotted after start_step (everything on a fresh start), as for the jsonl.
-            self._tb = SummaryWriter(str(self.run_dir / TENSORBOARD_DIR),
-                                     purge_step=start_step + 1 if start_step > 0 else 0)
+        self._tb = self._tensorboard_writer(start_step) if tensorboard else None
+
+    def _tensorboard_writer(self, start_step: int):
+        try:
+            from torch.utils.tensorboard import SummaryWriter  # tensorboard is optional
+        except ImportError:
+            print("warning: tensorboard is not installed, so this run writes no TensorBoard events (metrics.jsonl "
+                  "has the same numbers); pip install tensorboard, or set run.tensorboard=false to silence this",
+                  file=self.stream, flush=True)
+            return None
+        # Hides what an earlier attempt plotted after start_step (everything on a fresh start), as for the jsonl.
+        return SummaryWriter(str(self.run_dir / TENSORBOARD_DIR), purge_step=start_step + 1 if start_step > 0 else 0)
 
     # writing ----------------------------------------------------------------------------------------
     def _write_line(self, record: dict) -> None:

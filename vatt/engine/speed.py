@@ -1,6 +1,6 @@
 """Speed switches a recipe applies to its model: mixed precision, activation checkpointing, torch.compile of the
-towers, and the fused vatt ops on or off. Each one leaves the parameters and their state-dict names unchanged, so
-checkpoints move freely between runs with and without them.
+towers, the fused vatt ops on or off, and scaled_dot_product_attention or the explicit attention. Each one leaves
+the parameters and their state-dict names unchanged, so checkpoints move freely between runs with and without them.
 """
 from __future__ import annotations
 
@@ -71,5 +71,21 @@ def set_fused_ops(modules: nn.Module | list, enabled: bool) -> int:
     for part in parts:
         if isinstance(getattr(part, "fused_ops", None), bool):
             part.fused_ops = enabled
+            switched += 1
+    return switched
+
+
+def set_sdpa(modules: nn.Module | list, enabled: bool) -> int:
+    """Switch every attention layer between ``F.scaled_dot_product_attention`` (its fused flash /
+    memory-efficient kernels) and the explicit softmax(QKᵀ/√d)V of plain PyTorch ops.
+
+    An attention layer that can run either way says so with a boolean attribute ``sdpa``; this sets it. Returns
+    how many layers were switched. The parameters are the same either way.
+    """
+    parts = list(modules.modules()) if isinstance(modules, nn.Module) else list(modules)
+    switched = 0
+    for part in parts:
+        if isinstance(getattr(part, "sdpa", None), bool):
+            part.sdpa = enabled
             switched += 1
     return switched

@@ -4,36 +4,43 @@ A sample carries ``label`` (int64, one class) or ``labels`` (multi-hot float [C]
 sample may hold several views of one video (``video`` [V, 3, T, H, W]), which the model sees as extra
 leading dims and whose logits are averaged. Single-label sets report top-1 and top-5 accuracy, multi-label
 sets mAP, mean ROC-AUC and d′ (`vatt.metrics`).
+
+Samples are read as training reads them (`vatt.data.loader.read_once`): one that cannot be read is skipped,
+logged with its path and counted, the metrics are over the readable ones and the result reports
+``<prefix>/<dataset_name>/skipped`` when any was; more than ``max_failure_rate`` (1 %) unreadable stops.
 """
 from __future__ import annotations
 
 from typing import Callable, Sequence
 
 import torch
-from torch.utils.data import DataLoader
-
-from vatt.data.sampler import collate
+from vatt.data.loader import DEFAULT_MAX_FAILURE_RATE, check_failure_rate, read_once
 from vatt.metrics import multilabel_metrics, topk_accuracy
 from vatt.registry import register
 
 
 def gather_outputs(model: torch.nn.Module, dataset, forward: Callable[[torch.nn.Module, dict], torch.Tensor], *,
-                   input_key: str, batch_size: int, num_workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+                   input_key: str, batch_size: int, num_workers: int = 0,
+                   max_failure_rate: float = DEFAULT_MAX_FAILURE_RATE, what: str = "",
+                   report: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``forward(model, batch) -> [B, X] or [B, V, X]`` over a dataset in eval mode without gradients.
 
     Views (a middle axis V) are averaged. Returns (outputs [N, X] float32 on the CPU, targets): targets are
-    the samples' ``labels`` [N, C] when they have them, else their ``label`` [N].
+    the samples' ``labels`` [N, C] when they have them, else their ``label`` [N], for the N readable samples.
+    Unreadable samples are skipped and counted (see `vatt.data.loader.read_once`; `what` names the read in
+    its messages); ``report``, when given, receives ``skipped`` (their number) and ``failures``.
     """
     if len(dataset) == 0:
         raise ValueError(f"dataset must hold at least one sample, got {dataset!r} with none")
     device = _device_of(model)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=num_workers)
+    samples = read_once(dataset, batch_size=batch_size, num_workers=num_workers, max_failure_rate=max_failure_rate,
+                        what=what)
     was_training = model.training
     model.eval()
     outputs, targets = [], []
     try:
         with torch.no_grad():
-            for batch in loader:
+            for _, batch in samples:
                 target_key = "labels" if "labels" in batch else "label"
                 if target_key not in batch or input_key not in batch:
                     raise ValueError(f"samples need {input_key!r} and 'label' (or multi-hot 'labels'); this "
@@ -45,6 +52,10 @@ def gather_outputs(model: torch.nn.Module, dataset, forward: Callable[[torch.nn.
                 targets.append(batch[target_key])
     finally:
         model.train(was_training)
+    if report is not None:
+        report.update(skipped=samples.skipped, failures=list(samples.failures.values()))
+    if not outputs:
+        raise ValueError(f"{what or 'evaluation'}: none of the {len(dataset)} samples could be read")
     return torch.cat(outputs), torch.cat(targets)
 
 
@@ -75,11 +86,13 @@ class ClassificationEvaluator:
     """Accuracy (or multi-label mAP/AUC/d′) of a fine-tuned classifier on a held-out dataset.
 
     ``run(model, dataset)`` takes a MultimodalModel whose ``modality`` head outputs ``space`` ("logits")
-    and returns ``<prefix>/<dataset_name>/<metric>`` plus ``<prefix>/<dataset_name>/samples``.
+    and returns ``<prefix>/<dataset_name>/<metric>`` plus ``<prefix>/<dataset_name>/samples`` (the samples
+    scored) and, when some could not be read, ``<prefix>/<dataset_name>/skipped``.
     """
 
     def __init__(self, *, dataset_name: str, prefix: str = "finetune", modality: str = "video",
-                 space: str = "logits", batch_size: int = 32, top_k: Sequence[int] = (1, 5), num_workers: int = 0):
+                 space: str = "logits", batch_size: int = 32, top_k: Sequence[int] = (1, 5), num_workers: int = 0,
+                 max_failure_rate: float = DEFAULT_MAX_FAILURE_RATE):
         for name, value in (("dataset_name", dataset_name), ("prefix", prefix), ("modality", modality),
                             ("space", space)):
             if not isinstance(value, str) or not value or (name == "dataset_name" and "/" in value):
@@ -88,6 +101,7 @@ class ClassificationEvaluator:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if not top_k or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in top_k):
             raise ValueError(f"top_k must be a non-empty list of positive ints, got {top_k!r}")
+        check_failure_rate(max_failure_rate)
         self.dataset_name = dataset_name
         self.prefix = prefix
         self.modality = modality
@@ -95,16 +109,22 @@ class ClassificationEvaluator:
         self.batch_size = batch_size
         self.top_k = tuple(top_k)
         self.num_workers = num_workers
+        self.max_failure_rate = max_failure_rate
+        self.skipped = 0  # samples the last `predict` could not read
 
     def predict(self, model: torch.nn.Module, dataset) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits [N, C] averaged over each sample's views, targets [N] or [N, C])."""
+        """(logits [N, C] averaged over each sample's views, targets [N] or [N, C]) of the readable samples."""
         modality, space = self.modality, self.space
 
         def forward(model, batch):
             return model(batch, modalities=(modality,))[modality][space]
 
+        report: dict = {}
         logits, targets = gather_outputs(model, dataset, forward, input_key=_input_key(model, modality),
-                                         batch_size=self.batch_size, num_workers=self.num_workers)
+                                         batch_size=self.batch_size, num_workers=self.num_workers,
+                                         max_failure_rate=self.max_failure_rate,
+                                         what=f"{self.prefix} evaluation of {self.dataset_name}", report=report)
+        self.skipped = report["skipped"]
         check_targets(targets, logits.shape[1], self.dataset_name)
         return logits, targets
 
@@ -114,6 +134,8 @@ class ClassificationEvaluator:
         result = {f"{prefix}/{key}": value
                   for key, value in classification_metrics(logits, targets, self.top_k).items()}
         result[f"{prefix}/samples"] = len(targets)
+        if self.skipped:
+            result[f"{prefix}/skipped"] = self.skipped
         return result
 
     def __repr__(self) -> str:

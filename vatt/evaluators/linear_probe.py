@@ -7,6 +7,10 @@ components, which keeps the effective weight low-rank and the result stable acro
 sampled product is scaled by n / k during training so that the full classifier used at test time has the
 same expected logits. The SVM is one-vs-rest with the squared hinge loss and an L2 penalty (LinearSVC's
 objective), minimised with L-BFGS.
+
+Features are read like every evaluation set (`gather_outputs`): unreadable samples are skipped, logged and
+counted, and the result reports ``<prefix>/<dataset_name>/skipped`` (held-out set) and ``.../train_skipped``
+when any were.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from vatt.data.loader import DEFAULT_MAX_FAILURE_RATE, check_failure_rate
 from vatt.evaluators.classification import check_targets, gather_outputs
 from vatt.metrics import topk_accuracy
 from vatt.registry import register
@@ -112,14 +117,17 @@ def probe_metrics(train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Te
 
 
 def extract_features(model: torch.nn.Module, dataset, *, modality: str, batch_size: int = 32,
-                     num_workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(features [N, D]: the frozen tower's [AGG] outputs, views averaged; labels [N])."""
+                     num_workers: int = 0, max_failure_rate: float = DEFAULT_MAX_FAILURE_RATE, what: str = "",
+                     report: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features [N, D]: the frozen tower's [AGG] outputs, views averaged; labels [N]) of the N readable
+    samples; the unreadable ones are skipped, logged and counted in ``report`` (see `gather_outputs`)."""
     def forward(model, batch):
         return model.features(batch, modalities=(modality,))[modality]  # [B, D] or [B, V, D]
 
     input_key = getattr(model, "inputs", {}).get(modality, modality)
     features, labels = gather_outputs(model, dataset, forward, input_key=input_key, batch_size=batch_size,
-                                      num_workers=num_workers)
+                                      num_workers=num_workers, max_failure_rate=max_failure_rate,
+                                      what=what or f"{modality} features", report=report)
     if labels.dim() != 1:
         raise ValueError("linear evaluation needs single-label samples ('label'), got multi-hot 'labels'")
     return features, labels
@@ -136,13 +144,15 @@ class LinearProbe:
     """Linear evaluation during pre-training: fit on ``train``'s features, report on the held-out set.
 
     ``run(model, dataset)`` extracts ``modality`` features of ``train`` and of ``dataset`` with the
-    model's ``features`` and returns ``<prefix>/<dataset_name>/{top1, top5, svm_top1, svm_top5}``.
+    model's ``features`` and returns ``<prefix>/<dataset_name>/{top1, top5, svm_top1, svm_top5}``, plus
+    ``skipped`` / ``train_skipped`` counts when samples of the held-out / training set could not be read.
     """
 
     def __init__(self, *, train, dataset_name: str = "synthetic", prefix: str = "linear", modality: str = "video",
                  classifiers: Sequence[str] = CLASSIFIERS, rank: int = 128, sample_fraction: float = 0.1,
                  lr: float = 5e-4, steps: int = 50000, batch_size: int = 64, svm_c: float = 1.0,
-                 svm_max_iter: int = 500, feature_batch_size: int = 32, num_workers: int = 0, seed: int = 0):
+                 svm_max_iter: int = 500, feature_batch_size: int = 32, num_workers: int = 0, seed: int = 0,
+                 max_failure_rate: float = DEFAULT_MAX_FAILURE_RATE):
         if not hasattr(train, "__len__") or not hasattr(train, "__getitem__") or len(train) == 0:
             raise ValueError(f"train must be a non-empty dataset of labelled samples, got {train!r}")
         unknown = [c for c in classifiers if c not in CLASSIFIERS]
@@ -156,24 +166,35 @@ class LinearProbe:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if not lr > 0 or not svm_c > 0:
             raise ValueError(f"lr and svm_c must be positive, got lr={lr!r}, svm_c={svm_c!r}")
+        check_failure_rate(max_failure_rate)
         self.train = train
         self.dataset_name = dataset_name
         self.prefix = prefix
         self.modality = modality
         self.feature_batch_size = feature_batch_size
         self.num_workers = num_workers
+        self.max_failure_rate = max_failure_rate
         self.fit_settings = dict(classifiers=tuple(classifiers), rank=rank, sample_fraction=sample_fraction, lr=lr,
                                  steps=steps, batch_size=batch_size, svm_c=svm_c, svm_max_iter=svm_max_iter,
                                  seed=seed)
 
     def run(self, model: torch.nn.Module, dataset) -> dict[str, float]:
-        extract = dict(modality=self.modality, batch_size=self.feature_batch_size, num_workers=self.num_workers)
-        train = extract_features(model, self.train, **extract)
-        test = extract_features(model, dataset, **extract)
+        extract = dict(modality=self.modality, batch_size=self.feature_batch_size, num_workers=self.num_workers,
+                       max_failure_rate=self.max_failure_rate)
+        train_report: dict = {}
+        test_report: dict = {}
+        train = extract_features(model, self.train, what=f"{self.prefix} probe of {self.dataset_name} (train)",
+                                 report=train_report, **extract)
+        test = extract_features(model, dataset, what=f"{self.prefix} probe of {self.dataset_name}",
+                                report=test_report, **extract)
         num_classes = num_classes_of(self.train, train[1], test[1])
         check_targets(train[1], num_classes, f"{self.dataset_name} (train)")
         check_targets(test[1], num_classes, self.dataset_name)
         metrics = probe_metrics(train, test, num_classes, **self.fit_settings)
+        if test_report["skipped"]:
+            metrics["skipped"] = test_report["skipped"]
+        if train_report["skipped"]:
+            metrics["train_skipped"] = train_report["skipped"]
         return {f"{self.prefix}/{self.dataset_name}/{key}": value for key, value in metrics.items()}
 
     def __repr__(self) -> str:

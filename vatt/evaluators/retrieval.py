@@ -7,13 +7,18 @@ sides are L2-normalised and compared by cosine similarity; ranks and recalls fol
 A video may come as several clips (``video`` [V, 3, T, H, W]: the paper's 4 uniformly spaced clips). Two
 ways to score it, both in the release: average the V raw embeddings, then normalise and compare (the
 paper's numbers), or compare each normalised clip embedding and average the V similarities.
+
+Samples are read as training reads them (`vatt.data.loader.read_once`): a sample that cannot be read is
+skipped with its caption, logged with its path and counted; the pool is the readable samples and the
+result reports ``zero_shot/<dataset_name>/skipped`` when any was. More than ``max_failure_rate`` (1 %)
+unreadable stops the evaluation.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
+from vatt.data.loader import DEFAULT_MAX_FAILURE_RATE, check_failure_rate, read_once
 from vatt.metrics import retrieval_metrics
 from vatt.registry import register
 
@@ -29,13 +34,14 @@ class ZeroShotRetrieval:
     ``run(model, dataset)`` takes a MultimodalModel and a map-style dataset of sample dicts with "video"
     [3, T, H, W] or [V, 3, T, H, W] (V clips) and "text" [L, W] (candidate captions; ``caption_index``
     picks the query), and returns ``zero_shot/<dataset_name>/{R@1, R@5, R@10, median_rank, pool}`` (pool:
-    number of videos searched) from averaged embeddings. ``view_average`` "similarities" reports the
-    averaged similarities under ``zero_shot/<dataset_name>/avg_similarity/...`` instead, "both" reports both.
+    number of videos searched, the readable ones; ``.../skipped`` is added when some were not) from averaged
+    embeddings. ``view_average`` "similarities" reports the averaged similarities under
+    ``zero_shot/<dataset_name>/avg_similarity/...`` instead, "both" reports both.
     """
 
     def __init__(self, *, dataset_name: str = "synthetic", batch_size: int = 64, video_space: str = "vt",
                  text_space: str = "vt", caption_index: int = 0, view_average: str = "embeddings",
-                 num_workers: int = 0):
+                 num_workers: int = 0, max_failure_rate: float = DEFAULT_MAX_FAILURE_RATE):
         if not isinstance(dataset_name, str) or not dataset_name or "/" in dataset_name:
             raise ValueError(f"dataset_name must be a non-empty name without '/', got {dataset_name!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -47,6 +53,7 @@ class ZeroShotRetrieval:
                 raise ValueError(f"{name} must be a non-empty string, got {space!r}")
         if view_average not in VIEW_AVERAGES:
             raise ValueError(f"view_average must be one of {', '.join(VIEW_AVERAGES)}, got {view_average!r}")
+        check_failure_rate(max_failure_rate)
         self.dataset_name = dataset_name
         self.batch_size = batch_size
         self.video_space = video_space
@@ -54,18 +61,19 @@ class ZeroShotRetrieval:
         self.caption_index = caption_index
         self.view_average = view_average
         self.num_workers = num_workers  # processes reading (decoding) the videos
+        self.max_failure_rate = max_failure_rate
 
     def run(self, model: torch.nn.Module, dataset) -> dict[str, float]:
-        pool = len(dataset)
-        if pool == 0:
+        if len(dataset) == 0:
             raise ValueError(f"dataset must hold at least one sample, got {dataset!r} with none")
         was_training = model.training
         model.eval()
         try:
             with torch.no_grad():
-                videos, captions = self._embed(model, dataset)  # [N, V, d] raw, [N, d] normalised
+                videos, captions, skipped = self._embed(model, dataset)  # [N, V, d] raw, [N, d] normalised
         finally:
             model.train(was_training)
+        pool = len(videos)
         prefix = f"zero_shot/{self.dataset_name}"
         result = {}
         if self.view_average in ("embeddings", "both"):
@@ -75,17 +83,22 @@ class ZeroShotRetrieval:
             per_clip = torch.einsum("qd,nvd->qnv", captions, F.normalize(videos, dim=-1))  # [Q, N, V] cosine
             result.update(_reported(per_clip.mean(dim=-1), f"{prefix}/{SIMILARITY_AVERAGE_KEY}"))
         result[f"{prefix}/pool"] = pool
+        if skipped:
+            result[f"{prefix}/skipped"] = skipped
         return result
 
-    def _embed(self, model: torch.nn.Module, dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    def _embed(self, model: torch.nn.Module, dataset) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """(raw video embeddings [N, V, d], normalised caption embeddings [N, d], samples skipped) of the N
+        readable samples, in the dataset's order."""
         device = _device_of(model)
         videos, captions = [], []
-        loader = DataLoader(dataset, batch_size=self.batch_size, shuffle=False, collate_fn=list,
-                            num_workers=self.num_workers)
-        for start, samples in zip(range(0, len(dataset), self.batch_size), loader):
+        reading = read_once(dataset, batch_size=self.batch_size, num_workers=self.num_workers, collate_fn=list,
+                            max_failure_rate=self.max_failure_rate,
+                            what=f"zero-shot evaluation of {self.dataset_name}")
+        for indices, samples in reading:
             batch = {
                 "video": torch.stack([torch.as_tensor(s["video"]) for s in samples]).to(device),  # [B, (V,) 3, T, H, W]
-                "text": torch.stack([self._query(s["text"], start + k) for k, s in enumerate(samples)])
+                "text": torch.stack([self._query(s["text"], index) for index, s in zip(indices, samples)])
                 .to(device),  # [B, 1, W]
             }
             outputs = model(batch, modalities=("video", "text"))
@@ -97,7 +110,10 @@ class ZeroShotRetrieval:
                                  f"{self.text_space!r} {tuple(caption.shape)} must have the same width")
             videos.append(video.float().cpu())
             captions.append(F.normalize(caption.float(), dim=-1).cpu())
-        return torch.cat(videos), torch.cat(captions)
+        if not videos:
+            raise ValueError(f"zero-shot evaluation of {self.dataset_name}: none of the {len(dataset)} samples "
+                             f"could be read")
+        return torch.cat(videos), torch.cat(captions), reading.skipped
 
     def _query(self, text, index: int) -> torch.Tensor:
         text = torch.as_tensor(text)

@@ -27,6 +27,11 @@ def draw_keep(num_tokens: int, rate: float, batch_size: int, per_sample: bool = 
     count = kept_count(num_tokens, rate)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if device is not None and torch.device(device).type == "xla":
+        # Drawn by the CPU generator (the one the trainer seeds) and uploaded: no read-back, the same tokens as
+        # a CPU run, and no sorted random indices traced into the graph (torch_xla 2.9 aborts on
+        # index_select with indices sorted from randperm/argsort: "Check failed: buffer != nullptr").
+        return draw_keep(num_tokens, rate, batch_size, per_sample=per_sample).to(device)
     if per_sample:
         scores = torch.rand(batch_size, num_tokens, device=device)  # [B, N]
         return scores.argsort(dim=1)[:, :count].sort(dim=1).values  # [B, K]

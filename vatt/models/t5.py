@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from vatt.models.transformer import check_tokens, check_transformer_shape
+from vatt.models.transformer import attention, check_tokens, check_transformer_shape
 from vatt.registry import register
 
 RMS_NORM_EPS = 1e-6
@@ -45,6 +45,7 @@ class RelativeAttention(nn.Module):
         super().__init__()
         self.heads = heads
         self.dropout = dropout
+        self.sdpa = True  # F.scaled_dot_product_attention; False: explicit softmax(QKᵀ + bias)V (see set_sdpa)
         head_dim = width // heads
         self.query = nn.Linear(width, width, bias=False)
         self.key = nn.Linear(width, width, bias=False)
@@ -61,7 +62,7 @@ class RelativeAttention(nn.Module):
         q, k, v = (proj(x).view(batch, length, self.heads, -1).transpose(1, 2)
                    for proj in (self.query, self.key, self.value))  # each [B, h, N, d]
         p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=p, scale=1.0)  # [B, h, N, d]
+        y = attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=p, scale=1.0, sdpa=self.sdpa)  # [B, h, N, d]
         return self.out(y.transpose(1, 2).reshape(batch, length, width))  # [B, N, D]
 
 

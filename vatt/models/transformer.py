@@ -10,6 +10,28 @@ from vatt.registry import register
 LAYER_NORM_EPS = 1e-6
 
 
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None = None,
+              dropout_p: float = 0.0, scale: float | None = None, sdpa: bool = True) -> torch.Tensor:
+    """softmax(q·kᵀ·scale + mask)·v over [B, h, N, d] tensors, ``scale`` defaulting to 1/√d; ``attn_mask`` is a
+    bool mask (True = may be attended to) or an additive bias, broadcast to [B, h, N, N].
+
+    ``sdpa=True`` hands it to ``F.scaled_dot_product_attention`` (flash / memory-efficient kernels where the
+    device has them); ``sdpa=False`` spells it out in plain PyTorch ops, the reference the fused kernels are
+    measured against (run.sdpa, see vatt.engine.speed.set_sdpa).
+    """
+    if sdpa:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, scale=scale)
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    logits = (q * scale) @ k.transpose(-2, -1)  # [B, h, N, N]
+    if attn_mask is not None:
+        logits = logits.masked_fill(~attn_mask, float("-inf")) if attn_mask.dtype == torch.bool \
+            else logits + attn_mask
+    weights = logits.softmax(dim=-1)
+    if dropout_p > 0.0:
+        weights = F.dropout(weights, p=dropout_p)
+    return weights @ v  # [B, h, N, d]
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention with biases, scaled dot products and an optional key padding mask."""
 
@@ -17,6 +39,7 @@ class SelfAttention(nn.Module):
         super().__init__()
         self.heads = heads
         self.attention_dropout = attention_dropout
+        self.sdpa = True  # F.scaled_dot_product_attention; False: explicit softmax(QKᵀ/√d)V (see set_sdpa)
         self.qkv = nn.Linear(width, 3 * width)  # query, key and value maps as one matmul
         self.out = nn.Linear(width, width)
         xavier_init(self.qkv, parts=3)
@@ -27,7 +50,7 @@ class SelfAttention(nn.Module):
         q, k, v = self.qkv(x).view(batch, length, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # each [B, h, N, d]
         attend = None if mask is None else mask[:, None, None, :]  # [B, 1, 1, N], True = may be attended to
         p = self.attention_dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attend, dropout_p=p)  # [B, h, N, d]
+        y = attention(q, k, v, attn_mask=attend, dropout_p=p, sdpa=self.sdpa)  # [B, h, N, d]
         return self.out(y.transpose(1, 2).reshape(batch, length, width))  # [B, N, D]
 
 

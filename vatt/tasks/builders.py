@@ -156,7 +156,8 @@ def total_loss(terms: list[LossTerm], outputs: dict, batch: dict) -> tuple[torch
     values = {t.name: t(outputs, batch) for t in terms}
     weight = sum(t.weight for t in terms)
     loss = sum(t.weight * values[t.name] for t in terms) / weight
-    return loss, {f"loss/{k}": float(v.detach()) for k, v in values.items()}
+    # left on the device: the trainer reads them back once, with the loss (on XLA only at log steps)
+    return loss, {f"loss/{k}": v.detach() for k, v in values.items()}
 
 
 def build_tower(tokenizer: dict, backbone: dict, where: str, *, droptoken: float = 0.0,

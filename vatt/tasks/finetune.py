@@ -27,7 +27,7 @@ from vatt.registry import ConfigError, build, register
 from vatt.tasks import builders
 from vatt.tasks.base import Task, settings
 from vatt.tasks.checkpoint_init import load_by_name, read_checkpoint
-from vatt.tasks.pretrain import DataSettings, RunSettings
+from vatt.tasks.pretrain import DataSettings, RunSettings, check_data_settings
 from vatt.tasks.run_dir import default_run_dir, prepare_run_dir, resolve_device
 
 INIT_REPORT = "init_report.json"
@@ -139,11 +139,12 @@ def clip_before_step(optimizer: torch.optim.Optimizer, params: list[nn.Parameter
 
 
 def labelled_batches(dataset, *, batch_size: int, seed: int, num_workers: int, num_classes: int,
-                     multi_hot: bool) -> Callable[[int], Iterator[dict]]:
+                     multi_hot: bool, max_failed_share: float = 0.01) -> Callable[[int], Iterator[dict]]:
     """The Loop's ``batches`` (this process's share of each global batch), their labels checked first."""
     def batches(start_step: int):
         loader = make_loader(dataset, batch_size=batch_size, seed=seed, start_step=start_step,
-                             num_workers=num_workers, shard=distributed.ShardedBatchSampler)
+                             num_workers=num_workers, max_failure_rate=max_failed_share,
+                             shard=distributed.ShardedBatchSampler)
         for step, batch in enumerate(loader, start_step):
             if not labels_fit(batch, num_classes, multi_hot):
                 keys = StepBatchSampler(len(dataset), batch_size, seed=seed, keyed=True).batch_keys(step)
@@ -188,7 +189,7 @@ class FineTune(Task):
     multi_hot = False  # whether training samples may carry multi-hot 'labels'
 
     def check(self, cfg: dict) -> list[str]:
-        problems = check_tower(cfg) + check_run(cfg)
+        problems = check_tower(cfg) + check_run(cfg) + check_data_settings(cfg)
         classes = (cfg.get("model") or {}).get("num_classes")
         if isinstance(classes, int) and classes < 1:
             problems.append(f"model.num_classes: must be positive, got {classes}")
@@ -248,6 +249,7 @@ class FineTune(Task):
             print("warning: model.init is null: the tower trains from scratch", file=sys.stderr)
         network.to(device)
         speed.set_fused_ops(network, run.fused_ops)
+        speed.set_sdpa(network, run.sdpa)
         if run.activation_checkpointing:
             speed.checkpoint_activations(network)
         if run.compile:
@@ -265,7 +267,8 @@ class FineTune(Task):
             return {k: v for evaluator in evaluators for k, v in evaluator.run(network, eval_set).items()}
 
         batches = labelled_batches(train_set, batch_size=run.batch_size, seed=run.seed, num_workers=data.num_workers,
-                                   num_classes=model.num_classes, multi_hot=self.multi_hot)
+                                   num_classes=model.num_classes, multi_hot=self.multi_hot,
+                                   max_failed_share=data.max_failed_share)
         loop = Loop(model=trained, loss_fn=self.training_loss(training, model), optimizer=optimizer,
                     schedule=schedule, batches=batches, run_dir=str(run_dir), steps=run.steps, seed=run.seed,
                     device=device, checkpoint_every=run.checkpoint_every, keep_checkpoints=run.keep_checkpoints,

@@ -45,6 +45,7 @@ class RunSettings:
     # speed switches
     precision: str = "fp32"          # fp32 or bf16 (autocast)
     fused_ops: bool = True           # the fused vatt ops where the model and losses can use them
+    sdpa: bool = True                # F.scaled_dot_product_attention; False: explicit softmax(QKᵀ/√d)V
     compile: bool = False            # torch.compile each tower
     activation_checkpointing: bool = False  # recompute each transformer layer in backward (less memory)
 
@@ -54,6 +55,16 @@ class DataSettings:
     train: dict | None = None        # a dataset node
     eval: dict | None = None         # the held-out dataset evaluators read
     num_workers: int = 0
+    max_failed_share: float = 0.01   # share of the training samples that may fail to read before the run stops
+
+
+def check_data_settings(cfg: dict) -> list[str]:
+    """Values of the data section the type checks can't judge (shared by the tasks that train)."""
+    share = (cfg.get("data") or {}).get("max_failed_share")
+    if isinstance(share, (int, float)) and not isinstance(share, bool) and not 0.0 <= share <= 1.0:
+        return [f"data.max_failed_share: must be a share in [0, 1] (0.01 stops the run once 1 % of the samples "
+                f"failed to read), got {share!r}"]
+    return []
 
 
 NO_DATA = ("data.train: no training data is configured. Either point it at a dataset, or try the embedded "
@@ -69,7 +80,7 @@ class Pretrain(Task):
                 "optimizer": None, "schedule": None, "evaluators": None}
     reserved = {"losses": {"inputs", "weight"}}
     injected = {"tokenizers": {"dim"}, "heads": {"in_dim"}, "optimizers": {"params"},
-                "schedules": {"base_lr", "total_steps"}}
+                "schedules": {"base_lr", "total_steps"}, "evaluators": set(builders.EVALUATOR_DATASETS)}
 
     def check(self, cfg: dict) -> list[str]:
         problems = builders.check_model(cfg.get("model"))
@@ -84,7 +95,7 @@ class Pretrain(Task):
                 problems.append(f"run.{key}: must be one of {', '.join(allowed)}, got {run[key]!r}")
         if isinstance(run.get("max_bad_steps"), int) and run["max_bad_steps"] < 1:
             problems.append(f"run.max_bad_steps: must be at least 1, got {run['max_bad_steps']}")
-        return problems
+        return problems + check_data_settings(cfg)
 
     def check_data(self, cfg: dict) -> list[str]:
         data = cfg.get("data") or {}
@@ -123,6 +134,7 @@ class Pretrain(Task):
         model = builders.build_model(cfg["model"]).to(device)
         terms = builders.build_losses(cfg["losses"])
         speed.set_fused_ops([*model.modules(), *(term.fn for term in terms)], run.fused_ops)
+        speed.set_sdpa(model, run.sdpa)
         if run.activation_checkpointing:
             speed.checkpoint_activations(model)
         if run.compile:
@@ -131,13 +143,15 @@ class Pretrain(Task):
         optimizer = build("optimizers", cfg["optimizer"], "optimizer", params=trained.parameters())
         base_lr = optimizer.param_groups[0]["lr"]
         schedule = build("schedules", cfg["schedule"], "schedule", base_lr=base_lr, total_steps=run.steps)
-        evaluators = [build("evaluators", node, f"evaluators.{i}")
-                      for i, node in enumerate(cfg.get("evaluators") or [])]
+        with distributed.main_process_first():  # an evaluator's own datasets (a linear probe's training set)
+            evaluators = [builders.build_evaluator(node, f"evaluators.{i}")
+                          for i, node in enumerate(cfg.get("evaluators") or [])]
 
         def batches(start_step: int):
             # every process walks the same global batches and loads only its own slice of each
             return make_loader(train_set, batch_size=run.batch_size, seed=run.seed, start_step=start_step,
-                               num_workers=data.num_workers, shard=distributed.ShardedBatchSampler,
+                               num_workers=data.num_workers, max_failure_rate=data.max_failed_share,
+                               shard=distributed.ShardedBatchSampler,
                                pin_memory=device.type == "cuda")  # pinned: the copy to the GPU overlaps compute
 
         def loss_fn(model, batch):

@@ -44,12 +44,34 @@ def _changed_keys(a, b, where: str = "") -> set[str]:
 
 
 def resolve_device(name: str) -> torch.device:
+    """The torch device ``run.device`` names: cpu, cuda, cuda:N, xla, xla:N, or auto (cuda if any, else cpu).
+
+    ``xla`` imports torch_xla, which registers the device with torch (nothing can move to an XLA device before
+    that); plain ``xla`` is torch_xla's default device for this process (PJRT picks the accelerator, or the CPU
+    client under ``PJRT_DEVICE=CPU``).
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise UserError(f"run.device: {name!r} is not a device (use cpu, cuda, cuda:N or auto)") from None
+        raise UserError(f"run.device: {name!r} is not a device (use cpu, cuda, cuda:N, xla or auto)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"run.device: {name!r} asked for, but this torch sees no CUDA device")
+    if device.type == "xla":
+        return _xla_device(name, device)
     return device
+
+
+def _xla_device(name: str, device: torch.device) -> torch.device:
+    try:
+        import torch_xla
+    except ImportError as exc:
+        raise UserError(f"run.device: {name!r} needs torch_xla, which this Python cannot import ({exc}); "
+                        f"install the torch_xla release matching torch {torch.__version__.split('+')[0]} "
+                        f"(pip install torch_xla), or pick another device") from None
+    try:
+        return torch_xla.device() if device.index is None else torch_xla.device(device.index)
+    except Exception as exc:  # PJRT found no usable client: no TPU and no PJRT_DEVICE, say
+        raise UserError(f"run.device: {name!r}: torch_xla could not open the device ({type(exc).__name__}: "
+                        f"{exc}); set PJRT_DEVICE (TPU, CUDA or CPU)") from None

@@ -46,7 +46,8 @@ def read_classes(path: Path) -> tuple[list[str], dict[str, str]]:
 class AudioSet(ClipDataset):
     """AudioSet segments with multi-hot "labels" [527]; an empty text block for pre-training mixes."""
 
-    def __init__(self, root: str, split: str = "balanced_train", *, candidates: int = 5, **clip):
+    def __init__(self, root: str, split: str = "balanced_train", *, candidates: int = 5, skip_missing: bool = True,
+                 **clip):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         folder = require_folder(root, "audioset")
@@ -63,6 +64,7 @@ class AudioSet(ClipDataset):
             if unknown:
                 raise ValueError(f"audioset {split}: segment {ytid} has labels {unknown} outside the class list")
             entries.append(ClipEntry(path, labels=tuple(by_mid[m] for m in mids)))
-        report_missing(f"audioset {split}", missing, len(entries) + len(missing))
+        report_missing(f"audioset {split}", missing, len(entries) + len(missing),
+                       index_file=folder / f"{split}_segments.csv", skip=skip_missing)
         super().__init__(entries, settings_from(clip, split_is_train=split != "eval"), name=f"audioset {split}",
                          class_names=names, multi_label=True, candidates=candidates, empty_text=True)

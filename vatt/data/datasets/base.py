@@ -205,12 +205,29 @@ def index_media(folder: str | Path, extensions: Sequence[str] = MEDIA_EXTENSIONS
     return found
 
 
-def report_missing(name: str, missing: Sequence[str], total: int) -> None:
-    """Index lines whose media file is absent are left out (downloads always miss some); say how many."""
-    if missing:
-        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-        log.warning("%s: %d of %d listed clips have no media file and are left out: %s", name, len(missing), total,
-                    shown)
+SHOWN_MISSING = 5
+
+
+def report_missing(name: str, missing: Sequence[str], total: int, *, index_file: str | Path | None = None,
+                   skip: bool = False) -> None:
+    """Entries of an index (split) file whose media file is absent: an error naming the file and the first
+    of them, unless ``skip`` (a dataset's ``skip_missing``, for partial downloads): then they are left out
+    with a warning. When none of the listed clips is there, the warning is given and the dataset then fails
+    with "no clips found" (a wrong root, more likely than a partial download). The evaluation sets default to
+    the error; the YouTube-scraped pre-training sets (HowTo100M, AudioSet), of which no complete copy can be
+    downloaded any more, default to skipping."""
+    if not missing:
+        return
+    shown = ", ".join(missing[:SHOWN_MISSING]) + (" ..." if len(missing) > SHOWN_MISSING else "")
+    where = f" (index: {index_file})" if index_file is not None else ""
+    if skip or len(missing) == total:
+        log.warning("%s: %d of %d listed clips have no media file and are left out%s: %s", name, len(missing),
+                    total, where, shown)
+        return
+    listed = f" listed in {index_file}" if index_file is not None else ""
+    raise ValueError(f"{name}: {len(missing)} of the {total} clips{listed} have no media file: {shown}. "
+                     f"Complete the download or fix the split file; or set the dataset's skip_missing: true to "
+                     f"leave them out with a warning")
 
 
 def require_folder(root: str | Path, name: str) -> Path:

@@ -21,7 +21,7 @@ SPLITS = ("train", "test")
 class ESC50(ClipDataset):
     """ESC-50 recordings of one cross-validation fold (1-5) with "label" (int64, the CSV's target ids)."""
 
-    def __init__(self, root: str, split: str = "train", *, fold: int = 1, **clip):
+    def __init__(self, root: str, split: str = "train", *, fold: int = 1, skip_missing: bool = False, **clip):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         if fold not in (1, 2, 3, 4, 5):
@@ -42,6 +42,7 @@ class ESC50(ClipDataset):
                 missing.append(row["filename"])
                 continue
             entries.append(ClipEntry(str(path.resolve()), labels=(row["category"],)))
-        report_missing(f"esc50 {split} fold {fold}", missing, len(entries) + len(missing))
+        report_missing(f"esc50 {split} fold {fold}", missing, len(entries) + len(missing), index_file=meta,
+                       skip=skip_missing)
         super().__init__(entries, settings_from({**clip, "read_video": False}, split_is_train=split == "train"),
                          name=f"esc50 {split} fold {fold}", class_names=classes)

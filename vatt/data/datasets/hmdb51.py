@@ -22,7 +22,7 @@ SPLIT_FILE = re.compile(r"^(?P<label>.+)_test_split(?P<number>[123])\.txt$")
 class HMDB51(ClipDataset):
     """HMDB51 clips of one official split (`split_number` 1-3) with "label" (int64, sorted class order)."""
 
-    def __init__(self, root: str, split: str = "train", *, split_number: int = 1, **clip):
+    def __init__(self, root: str, split: str = "train", *, split_number: int = 1, skip_missing: bool = False, **clip):
         if split not in TAGS:
             raise ValueError(f"split must be one of {', '.join(TAGS)}, got {split!r}")
         if split_number not in (1, 2, 3):
@@ -45,6 +45,7 @@ class HMDB51(ClipDataset):
                     missing.append(f"{label}/{parts[0]}")
                     continue
                 entries.append(ClipEntry(str(path.resolve()), labels=(label,)))
-        report_missing(f"hmdb51 {split}{split_number}", missing, len(entries) + len(missing))
+        report_missing(f"hmdb51 {split}{split_number}", missing, len(entries) + len(missing),
+                       index_file=lists / f"<class>_test_split{split_number}.txt", skip=skip_missing)
         super().__init__(entries, settings_from(clip, split_is_train=split == "train"),
                          name=f"hmdb51 {split} split {split_number}", class_names=sorted(files))

@@ -47,13 +47,15 @@ class HowTo100M(ClipDataset):
     """HowTo100M videos with their timed narrations (video, audio and MIL-NCE text candidates)."""
 
     def __init__(self, root: str, split: str = "train", *, vocabulary: str | None = None, candidates: int = 5,
-                 max_words: int = 16, **clip):
+                 max_words: int = 16, skip_missing: bool = True, **clip):
         if split != "train":
             raise ValueError(f"split must be 'train' (HowTo100M is for pre-training), got {split!r}")
         folder = require_folder(root, "howto100m")
         captions = read_captions(folder)
         media = index_media(folder / "videos" if (folder / "videos").is_dir() else folder)
         entries = [ClipEntry(media[vid], captions=caps) for vid, caps in captions.items() if vid in media and caps]
-        report_missing("howto100m", [vid for vid in captions if vid not in media], len(captions))
+        index = folder / "caption.json" if (folder / "caption.json").is_file() else folder / "captions"
+        report_missing("howto100m", [vid for vid in captions if vid not in media], len(captions), index_file=index,
+                       skip=skip_missing)
         super().__init__(entries, settings_from(clip, split_is_train=True), name=f"howto100m {root}",
                          tokenizer=tokenizer_for(vocabulary, max_words, "howto100m"), candidates=candidates)

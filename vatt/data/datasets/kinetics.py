@@ -42,7 +42,7 @@ def read_annotations(path: Path) -> list[dict[str, str]]:
 class Kinetics(ClipDataset):
     """Kinetics clips with "label" (int64) over the train CSV's classes."""
 
-    def __init__(self, root: str, split: str = "train", **clip):
+    def __init__(self, root: str, split: str = "train", *, skip_missing: bool = False, **clip):
         if split not in SPLIT_FILES:
             raise ValueError(f"split must be one of {', '.join(SPLIT_FILES)}, got {split!r}")
         folder = require_folder(root, "kinetics")
@@ -57,6 +57,7 @@ class Kinetics(ClipDataset):
                 missing.append(stem)
                 continue
             entries.append(ClipEntry(path, labels=(row["label"],) if row.get("label") else ()))
-        report_missing(f"kinetics {split}", missing, len(entries) + len(missing))
+        report_missing(f"kinetics {split}", missing, len(entries) + len(missing),
+                       index_file=annotation_file(folder, split), skip=skip_missing)
         super().__init__(entries, settings_from(clip, split_is_train=split == "train"), name=f"kinetics {split}",
                          class_names=classes)

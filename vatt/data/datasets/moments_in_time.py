@@ -21,7 +21,7 @@ SPLITS = {"train": ("trainingSet.csv", "training"), "val": ("validationSet.csv",
 class MomentsInTime(ClipDataset):
     """Moments in Time clips with "label" (int64, moments_categories.txt order)."""
 
-    def __init__(self, root: str, split: str = "train", **clip):
+    def __init__(self, root: str, split: str = "train", *, skip_missing: bool = False, **clip):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         folder = require_folder(root, "moments_in_time")
@@ -40,6 +40,7 @@ class MomentsInTime(ClipDataset):
                     missing.append(row[0])
                     continue
                 entries.append(ClipEntry(str(path.resolve()), labels=(row[1],)))
-        report_missing(f"moments_in_time {split}", missing, len(entries) + len(missing))
+        report_missing(f"moments_in_time {split}", missing, len(entries) + len(missing), index_file=listing,
+                       skip=skip_missing)
         super().__init__(entries, settings_from(clip, split_is_train=split == "train"),
                          name=f"moments_in_time {split}", class_names=classes)

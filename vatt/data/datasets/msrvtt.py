@@ -50,7 +50,7 @@ class MSRVTT(ClipDataset):
     """MSR-VTT clips with their captions ("text", "caption"); split "test" is the 1k-A retrieval set."""
 
     def __init__(self, root: str, split: str = "test", *, vocabulary: str | None = None, candidates: int = 5,
-                 max_words: int = 16, **clip):
+                 max_words: int = 16, skip_missing: bool = False, **clip):
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test' (1k-A), got {split!r}")
         folder = require_folder(root, "msrvtt")
@@ -58,6 +58,8 @@ class MSRVTT(ClipDataset):
         media = index_media(folder)
         entries = [ClipEntry(media[vid], captions=tuple(Caption(t) for t in texts))
                    for vid, texts in videos.items() if vid in media]
-        report_missing(f"msrvtt {split}", [vid for vid in videos if vid not in media], len(videos))
+        index = folder / (TEST_LIST if split == "test" else TRAIN_LIST)
+        report_missing(f"msrvtt {split}", [vid for vid in videos if vid not in media], len(videos), index_file=index,
+                       skip=skip_missing)
         super().__init__(entries, settings_from(clip, split_is_train=split == "train"), name=f"msrvtt {split}",
                          tokenizer=tokenizer_for(vocabulary, max_words, "msrvtt"), candidates=candidates)

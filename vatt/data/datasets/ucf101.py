@@ -28,7 +28,7 @@ def read_split_list(path: Path) -> list[str]:
 class UCF101(ClipDataset):
     """UCF101 clips of one official split (`split_number` 1-3) with "label" (int64, classInd order)."""
 
-    def __init__(self, root: str, split: str = "train", *, split_number: int = 1, **clip):
+    def __init__(self, root: str, split: str = "train", *, split_number: int = 1, skip_missing: bool = False, **clip):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         if split_number not in (1, 2, 3):
@@ -42,12 +42,14 @@ class UCF101(ClipDataset):
             (l for l in index_file.read_text().splitlines() if l.strip()), key=lambda l: int(l.split()[0]))]
         videos = folder / "UCF-101" if (folder / "UCF-101").is_dir() else folder
         entries, missing = [], []
-        for relative in read_split_list(lists / f"{split}list0{split_number}.txt"):
+        split_file = lists / f"{split}list0{split_number}.txt"
+        for relative in read_split_list(split_file):
             path = videos / relative
             if not path.is_file():
                 missing.append(relative)
                 continue
             entries.append(ClipEntry(str(path.resolve()), labels=(relative.split("/")[0],)))
-        report_missing(f"ucf101 {split}{split_number}", missing, len(entries) + len(missing))
+        report_missing(f"ucf101 {split}{split_number}", missing, len(entries) + len(missing), index_file=split_file,
+                       skip=skip_missing)
         super().__init__(entries, settings_from(clip, split_is_train=split == "train"),
                          name=f"ucf101 {split} split {split_number}", class_names=classes)

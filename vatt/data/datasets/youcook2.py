@@ -27,7 +27,7 @@ class YouCook2(ClipDataset):
     """YouCook2 step segments with their sentences ("text", "caption")."""
 
     def __init__(self, root: str, split: str = "val", *, vocabulary: str | None = None, candidates: int = 5,
-                 max_words: int = 16, **clip):
+                 max_words: int = 16, skip_missing: bool = False, **clip):
         if split not in SUBSETS:
             raise ValueError(f"split must be one of {', '.join(SUBSETS)}, got {split!r}")
         folder = require_folder(root, "youcook2")
@@ -47,6 +47,7 @@ class YouCook2(ClipDataset):
                           for a in video["annotations"])
             for step in steps:  # the step's own sentence first, its neighbours after (see captions.candidates)
                 entries.append(ClipEntry(media[video_id], begin=step.start, end=step.end, captions=steps))
-        report_missing(f"youcook2 {split}", missing, len(missing) + len({e.path for e in entries}))
+        report_missing(f"youcook2 {split}", missing, len(missing) + len({e.path for e in entries}),
+                       index_file=annotation_file, skip=skip_missing)
         super().__init__(entries, settings_from(clip, split_is_train=split == "train"), name=f"youcook2 {split}",
                          tokenizer=tokenizer_for(vocabulary, max_words, "youcook2"), candidates=candidates)

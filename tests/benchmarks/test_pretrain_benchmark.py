@@ -1,0 +1,37 @@
+"""benchmarks/pretrain.py end to end, as a user runs it: the quickstart config at its smallest (2 clips, one timed
+step), optimised and ``--plain``, JSON with clips/s, TFLOP/s, peak memory and the fused/plain ratios."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_benchmark_reports_both_variants_and_their_ratio(tmp_path):
+    out = tmp_path / "report.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "pretrain.py"), str(ROOT / "configs" / "quickstart.yaml"),
+         "--plain", "--batch", "2", "--steps", "1", "--rounds", "1", "--candidates", "2", "--threads", "1",
+         "--device", "cpu", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-4000:]
+    report = json.loads(out.read_text())
+    assert json.loads(done.stdout) == report  # the same JSON on stdout
+    assert report["device"] == "cpu" and report["batch"] == 2
+    assert set(report["variants"]) == {"optimised", "plain"}
+    for variant in report["variants"].values():
+        for key in ("clips_per_s", "tflops", "peak_memory_GiB", "step_s"):
+            assert isinstance(variant[key], (int, float)) and variant[key] > 0, (key, variant)
+        assert math.isfinite(variant["last_loss"])
+        assert variant["sdpa_parts"] == 6 and variant["fused_parts"] > 0
+    optimised, plain = report["variants"]["optimised"]["switches"], report["variants"]["plain"]["switches"]
+    assert optimised["fused_ops"] and optimised["sdpa"]  # the quickstart's own switches
+    # --plain: no fused ops, explicit attention, no compile or checkpointing, no fused optimiser; same precision
+    assert plain == {**optimised, "fused_ops": False, "sdpa": False, "compile": False,
+                     "activation_checkpointing": False}
+    assert report["variants"]["plain"]["optimizer_fused"] is False
+    expected = report["variants"]["optimised"]["clips_per_s"] / report["variants"]["plain"]["clips_per_s"]
+    assert math.isclose(report["speedup_vs_plain"], expected, rel_tol=0.01)
+    assert report["peak_memory_vs_plain"] > 0
