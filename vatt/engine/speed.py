@@ -60,19 +60,25 @@ def compile_towers(model: nn.Module, backend: str = "inductor") -> nn.Module:
     return model
 
 
+def apply_switches(model: nn.Module, *, fused_ops: bool, sdpa: bool, compile: bool, activation_checkpointing: bool,
+                   losses: list = ()) -> None:
+    """A run's speed switches on its model (and loss objects): fused vatt ops, SDPA attention, activation
+    checkpointing of every transformer layer, torch.compile of each tower."""
+    set_fused_ops([*model.modules(), *losses], fused_ops)
+    set_sdpa(model, sdpa)
+    if activation_checkpointing:
+        checkpoint_activations(model)
+    if compile:
+        compile_towers(model)
+
+
 def set_fused_ops(modules: nn.Module | list, enabled: bool) -> int:
     """Switch the fused vatt ops on or off in every module (and loss object) that can use them.
 
     A part that can run either on the fused ops of `vatt.ops` or on plain PyTorch says so with a boolean
     attribute ``fused_ops``; this sets it. Returns how many parts were switched.
     """
-    parts = list(modules.modules()) if isinstance(modules, nn.Module) else list(modules)
-    switched = 0
-    for part in parts:
-        if isinstance(getattr(part, "fused_ops", None), bool):
-            part.fused_ops = enabled
-            switched += 1
-    return switched
+    return _switch(modules, "fused_ops", enabled)
 
 
 def set_sdpa(modules: nn.Module | list, enabled: bool) -> int:
@@ -82,10 +88,14 @@ def set_sdpa(modules: nn.Module | list, enabled: bool) -> int:
     An attention layer that can run either way says so with a boolean attribute ``sdpa``; this sets it. Returns
     how many layers were switched. The parameters are the same either way.
     """
+    return _switch(modules, "sdpa", enabled)
+
+
+def _switch(modules: nn.Module | list, flag: str, enabled: bool) -> int:
+    """Set the boolean attribute ``flag`` of every part (a module's submodules, or the listed objects) that has
+    one; returns how many were set."""
     parts = list(modules.modules()) if isinstance(modules, nn.Module) else list(modules)
-    switched = 0
-    for part in parts:
-        if isinstance(getattr(part, "sdpa", None), bool):
-            part.sdpa = enabled
-            switched += 1
-    return switched
+    switchable = [part for part in parts if isinstance(getattr(part, flag, None), bool)]
+    for part in switchable:
+        setattr(part, flag, enabled)
+    return len(switchable)

@@ -140,14 +140,7 @@ class Loop:
         """
         if self.defer_read_back:
             return self._deferred_step(step, batch, read_back)
-        _seed(self.device, step_seed(self.seed, step, rank()))  # DropToken and dropout draws of this step
-        lr = self.schedule(step + 1)  # the lr of the update that completes step + 1; never 0 in warm-up
-        set_lr(self.optimizer, lr)
-        with autocast(self.device, self.precision):
-            loss, scalars = self.loss_fn(self.model, batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = self._clip_gradients()
+        lr, loss, scalars, grad_norm = self._forward_backward(step, batch)
         _sync(self.device)  # XLA: run forward and backward as one graph before reading anything back
         scalars, finite, stop = self._agree(loss, scalars, grad_norm, self.stop_requests.requested)
         if finite:
@@ -163,15 +156,19 @@ class Loop:
             scalars["skipped_steps"] = float(self.bad_steps.total)
         return StepOutcome(scalars=scalars, skipped=not finite, stop=stop)
 
-    def _deferred_step(self, step: int, batch: dict, read_back: bool) -> StepOutcome:
-        _seed(self.device, step_seed(self.seed, step, rank()))
-        lr = self.schedule(step + 1)
+    def _forward_backward(self, step: int, batch: dict):
+        """Gradients of this process's ``batch`` of step ``step``: (lr, loss, loss terms, clipped grad norm)."""
+        _seed(self.device, step_seed(self.seed, step, rank()))  # DropToken and dropout draws of this step
+        lr = self.schedule(step + 1)  # the lr of the update that completes step + 1; never 0 in warm-up
         set_lr(self.optimizer, lr)
         with autocast(self.device, self.precision):
             loss, scalars = self.loss_fn(self.model, batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = self._clip_gradients()
+        return lr, loss, scalars, self._clip_gradients()
+
+    def _deferred_step(self, step: int, batch: dict, read_back: bool) -> StepOutcome:
+        lr, loss, scalars, grad_norm = self._forward_backward(step, batch)
         logged = {"loss": loss, **scalars}
         bad = ~torch.isfinite(loss.detach().float())
         if grad_norm is not None:

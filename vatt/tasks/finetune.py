@@ -28,7 +28,7 @@ from vatt.tasks import builders
 from vatt.tasks.base import Task, settings
 from vatt.tasks.checkpoint_init import load_by_name, read_checkpoint
 from vatt.tasks.pretrain import DataSettings, RunSettings, check_data_settings
-from vatt.tasks.run_dir import default_run_dir, prepare_run_dir, resolve_device
+from vatt.tasks.run_dir import resolve_device, training_run_dir
 
 INIT_REPORT = "init_report.json"
 LossFn = Callable[[nn.Module, dict], tuple]  # (network, batch) -> (loss, scalars to log)
@@ -230,12 +230,7 @@ class FineTune(Task):
         model = settings(ClassifierSettings, cfg, "model")
         training = settings(self.sections["training"], cfg, "training")
         main_process = distributed.is_main_process()
-        try:
-            distributed.local_batch_size(run.batch_size)
-        except ValueError as exc:
-            raise ConfigError([f"run.batch_size: {exc}"]) from None
-        run_dir = prepare_run_dir(run.dir, config_path, cfg) if main_process else \
-            Path(run.dir) if run.dir else default_run_dir(config_path)
+        run_dir = training_run_dir(run.dir, run.batch_size, config_path, cfg)
         torch.manual_seed(run.seed)  # the classifier's initial weights, the same on every process
 
         with distributed.main_process_first():
@@ -248,12 +243,8 @@ class FineTune(Task):
         else:
             print("warning: model.init is null: the tower trains from scratch", file=sys.stderr)
         network.to(device)
-        speed.set_fused_ops(network, run.fused_ops)
-        speed.set_sdpa(network, run.sdpa)
-        if run.activation_checkpointing:
-            speed.checkpoint_activations(network)
-        if run.compile:
-            speed.compile_towers(network)
+        speed.apply_switches(network, fused_ops=run.fused_ops, sdpa=run.sdpa, compile=run.compile,
+                             activation_checkpointing=run.activation_checkpointing)
         trained = data_parallel(network, run.parallel, device)  # the model itself on one process
         optimizer = build("optimizers", cfg["optimizer"], "optimizer", params=trained.parameters())
         clip_before_step(optimizer, list(network.towers.parameters()), training.backbone_max_grad_norm)

@@ -18,10 +18,10 @@ from vatt.engine import distributed, speed
 from vatt.engine.logging import RunLogger
 from vatt.engine.parallel import PARALLEL_MODES, data_parallel
 from vatt.engine.trainer import Loop
-from vatt.registry import ConfigError, build, register
+from vatt.registry import build, register
 from vatt.tasks import builders
 from vatt.tasks.base import Task, settings
-from vatt.tasks.run_dir import default_run_dir, prepare_run_dir, resolve_device
+from vatt.tasks.run_dir import resolve_device, training_run_dir
 
 
 @dataclass
@@ -119,13 +119,7 @@ class Pretrain(Task):
     def train(self, cfg: dict, config_path: Path | None, run: RunSettings, data: DataSettings,
               device: torch.device) -> dict[str, Any]:
         main_process = distributed.is_main_process()
-        try:
-            distributed.local_batch_size(run.batch_size)
-        except ValueError as exc:
-            raise ConfigError([f"run.batch_size: {exc}"]) from None
-        # only the main process writes the run directory; the others just know where it is
-        run_dir = prepare_run_dir(run.dir, config_path, cfg) if main_process else \
-            Path(run.dir) if run.dir else default_run_dir(config_path)
+        run_dir = training_run_dir(run.dir, run.batch_size, config_path, cfg)
         torch.manual_seed(run.seed)  # initial weights, the same on every process
 
         with distributed.main_process_first():  # a dataset that builds a cache builds it once
@@ -133,12 +127,8 @@ class Pretrain(Task):
             eval_set = builders.build_dataset(data.eval, "data.eval") if data.eval else None
         model = builders.build_model(cfg["model"]).to(device)
         terms = builders.build_losses(cfg["losses"])
-        speed.set_fused_ops([*model.modules(), *(term.fn for term in terms)], run.fused_ops)
-        speed.set_sdpa(model, run.sdpa)
-        if run.activation_checkpointing:
-            speed.checkpoint_activations(model)
-        if run.compile:
-            speed.compile_towers(model)
+        speed.apply_switches(model, fused_ops=run.fused_ops, sdpa=run.sdpa, compile=run.compile,
+                             activation_checkpointing=run.activation_checkpointing, losses=[t.fn for t in terms])
         trained = data_parallel(model, run.parallel, device)  # the model itself on one process
         optimizer = build("optimizers", cfg["optimizer"], "optimizer", params=trained.parameters())
         base_lr = optimizer.param_groups[0]["lr"]

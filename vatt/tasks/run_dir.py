@@ -7,13 +7,26 @@ from pathlib import Path
 import torch
 
 from vatt import config as cfglib
-from vatt.registry import UserError
+from vatt.engine import distributed
+from vatt.registry import ConfigError, UserError
 
 RESOLVED_CONFIG = "config.yaml"
 
 
 def default_run_dir(config_path: Path | None) -> Path:
     return Path("runs") / (config_path.stem if config_path else "run")
+
+
+def training_run_dir(directory: str | None, batch_size: int, config_path: Path | None, cfg: dict) -> Path:
+    """A training task's run directory on this process, once the global batch is known to split over the
+    processes: the main process prepares it (folders, resolved config), the others only need its path."""
+    try:
+        distributed.local_batch_size(batch_size)
+    except ValueError as exc:
+        raise ConfigError([f"run.batch_size: {exc}"]) from None
+    if distributed.is_main_process():
+        return prepare_run_dir(directory, config_path, cfg)
+    return Path(directory) if directory else default_run_dir(config_path)
 
 
 def prepare_run_dir(directory: str | None, config_path: Path | None, cfg: dict) -> Path:
