@@ -108,3 +108,29 @@ def test_still_images_decode_as_one_picture(tmp_path):
             assert media.is_image and media.info.duration == 0
             decoded = media.still()
         assert decoded.shape == (16, 24, 3) and abs(int(decoded[..., 2].mean()) - 200) <= 3
+
+
+def _stereo_wav(path, left, right, rate):
+    import wave
+    samples = np.round(np.stack([left, right], axis=1) * 32767).astype("<i2")  # interleaved L, R
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.tobytes())
+
+
+def test_stereo_sound_is_mixed_down_to_mono_from_both_channels(tmp_path):
+    tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(RATE) / RATE)
+    _stereo_wav(tmp_path / "same.wav", tone, tone, RATE)
+    _stereo_wav(tmp_path / "opposite.wav", tone, -tone, RATE)
+    _stereo_wav(tmp_path / "left.wav", tone, 0 * tone, RATE)
+    levels = {}
+    for name in ("same", "opposite", "left"):
+        with MediaFile(tmp_path / f"{name}.wav") as media:
+            sound = media.audio(0.0, RATE, RATE)
+        assert sound.shape == (RATE,)
+        levels[name] = float(np.abs(sound[1000:-1000]).max())
+    assert levels["same"] > 0.3  # the channels add up ...
+    assert levels["opposite"] < 0.01  # ... so opposite ones cancel: both are read, not just one
+    assert 0.3 * levels["same"] < levels["left"] < 0.8 * levels["same"]  # one channel alone weighs part of it

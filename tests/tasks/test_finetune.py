@@ -188,3 +188,17 @@ def test_a_run_directory_is_a_checkpoint_and_so_is_a_file(tmp_path):
     assert source.name == "step_00000005.pt" and torch.equal(loaded["towers.video.x"], torch.ones(2))
     torch.save(state, tmp_path / "plain.pt")
     assert read_checkpoint(tmp_path / "plain.pt")[0] == tmp_path / "plain.pt"
+
+
+def test_classifier_dropout_is_applied_in_training_only():
+    settings = ClassifierSettings(**{"tokenizer": {"type": "video_patches", "patch_size": [4, 8, 8], "frames": 8,
+                                                   "size": 32},
+                                     "backbone": {"type": "vit", "width": 16, "layers": 1, "mlp_dim": 32, "heads": 2}},
+                                  num_classes=3, classifier_dropout=0.5)
+    head = FineTune().classifier(settings, in_dim=64)
+    feature = torch.ones(256, 64)
+    head.train()
+    dropped = head.dropout(feature)
+    assert 0.3 < float((dropped == 0).float().mean()) < 0.7 and torch.allclose(dropped.max(), torch.tensor(2.0))
+    head.eval()
+    torch.testing.assert_close(head(feature)["logits"], head.linear(feature))
