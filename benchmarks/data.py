@@ -1,6 +1,6 @@
 """Data-loading throughput for the pre-training clip; prints JSON.
 
-    python benchmarks/data.py [--quick] [--seconds 20] [--rounds 3] [--out DIR]
+    python benchmarks/data.py [--quick] [--seconds 20] [--rounds 3] [--out DIR] [--content noise|smooth]
 
 One process, one torch thread (what one DataLoader worker gets), clips per second for the paper's
 pre-training clip: 32 frames at 10 fps cropped and resized to 224², 3.2 s of mono audio at 48 kHz,
@@ -43,10 +43,20 @@ CLIP = dict(frames=32, size=224, fps=10, audio_rate=48000)  # 3.2 s of audio at 
 SOURCE_FPS, WIDTH, HEIGHT, CAPTION_EVERY = 30, 854, 480, 4.0
 
 
-def make_source(folder: Path, seconds: float) -> tuple[str, str]:
+def make_texture(rng: np.random.Generator, content: str) -> np.ndarray:
+    """uint8 [HEIGHT, 2·WIDTH, 3]: i.i.d. noise (the worst case for JPEG and H.264) or smooth blobs, noise
+    upsampled 8× bilinearly (closer to what cameras film)."""
+    if content == "noise":
+        return rng.integers(0, 255, (HEIGHT, WIDTH * 2, 3), dtype=np.uint8)
+    coarse = torch.from_numpy(rng.random((1, 3, HEIGHT // 8, WIDTH // 4), dtype=np.float32))
+    smooth = torch.nn.functional.interpolate(coarse, size=(HEIGHT, WIDTH * 2), mode="bilinear", align_corners=False)
+    return (smooth[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+
+
+def make_source(folder: Path, seconds: float, content: str = "noise") -> tuple[str, str]:
     """A 480p 30 fps H.264 + AAC video with moving texture and a chirp, a manifest and a vocabulary."""
     rng = np.random.default_rng(0)
-    texture = rng.integers(0, 255, (HEIGHT, WIDTH * 2, 3), dtype=np.uint8)
+    texture = make_texture(rng, content)
     count = round(seconds * SOURCE_FPS)
     frames = np.stack([texture[:, (4 * t) % WIDTH : (4 * t) % WIDTH + WIDTH] for t in range(count)])
     t = np.arange(round(seconds * 48000)) / 48000
@@ -95,6 +105,8 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=12, help="clips per round and variant")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", default=None, help="folder for the source and shards (default: a temp dir)")
+    parser.add_argument("--content", choices=["noise", "smooth"], default="noise",
+                        help="the moving texture: i.i.d. noise (the worst case for the codecs) or smooth blobs")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.clips, args.rounds = 12.0, 3, 1
@@ -103,7 +115,7 @@ def main() -> None:
         folder = Path(args.out or scratch)
         folder.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        manifest, vocabulary = make_source(folder, args.seconds)
+        manifest, vocabulary = make_source(folder, args.seconds, args.content)
         made = time.perf_counter() - started
         started = time.perf_counter()
         pack_manifest(manifest, folder / "shards", fps=10, size=256, audio_rate=48000, clips_per_shard=64)
@@ -127,7 +139,7 @@ def main() -> None:
     report = {
         "clip": {**CLIP, "audio_samples": 153600, "augmentation": True},
         "source": {"width": WIDTH, "height": HEIGHT, "fps": SOURCE_FPS, "seconds": args.seconds,
-                   "codec": "H.264 + AAC", "generate_s": round(made, 2), "pack_s": round(packed, 2)},
+                   "codec": "H.264 + AAC", "content": args.content, "generate_s": round(made, 2), "pack_s": round(packed, 2)},
         "threads": 1, "rounds": args.rounds, "clips_per_round": args.clips,
         "clips_per_cpu_s": {name: round(cpu, 2) for name, (cpu, _) in best.items()},
         "clips_per_wall_s": {name: round(wall, 2) for name, (_, wall) in best.items()},
