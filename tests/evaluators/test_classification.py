@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from vatt.data.decode import MediaError
 from vatt.data.loader import DataError
 from vatt.evaluators.classification import ClassificationEvaluator
 from vatt.registry import get
@@ -127,3 +128,16 @@ def test_registered_with_a_working_example():
 def test_bad_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ClassificationEvaluator(**kwargs)
+
+
+def test_a_bad_label_after_a_skipped_file_is_named_by_its_dataset_index():
+    class Unreadable(Clips):
+        def __getitem__(self, i):
+            if i == 1:
+                raise MediaError(f"clip{i}.mp4", "corrupt data")
+            return super().__getitem__(i)
+
+    dataset = Unreadable(torch.zeros(5, CLASSES), torch.tensor([0, 1, 2, 7, 0]), views=False)
+    evaluator = ClassificationEvaluator(dataset_name="toy", batch_size=2, max_failure_rate=0.5)
+    with pytest.raises(ValueError, match=r"toy: sample 3 has label 7"):  # row 2 of the readable ones
+        evaluator.run(ViewLogits(), dataset)

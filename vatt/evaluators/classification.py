@@ -28,7 +28,8 @@ def gather_outputs(model: torch.nn.Module, dataset, forward: Callable[[torch.nn.
     Views (a middle axis V) are averaged. Returns (outputs [N, X] float32 on the CPU, targets): targets are
     the samples' ``labels`` [N, C] when they have them, else their ``label`` [N], for the N readable samples.
     Unreadable samples are skipped and counted (see `vatt.data.loader.read_once`; `what` names the read in
-    its messages); ``report``, when given, receives ``skipped`` (their number) and ``failures``.
+    its messages); ``report``, when given, receives ``skipped`` (their number), ``failures`` and ``indices``
+    (the dataset index of each returned row).
     """
     if len(dataset) == 0:
         raise ValueError(f"dataset must hold at least one sample, got {dataset!r} with none")
@@ -37,10 +38,10 @@ def gather_outputs(model: torch.nn.Module, dataset, forward: Callable[[torch.nn.
                         what=what)
     was_training = model.training
     model.eval()
-    outputs, targets = [], []
+    outputs, targets, indices = [], [], []
     try:
         with torch.no_grad():
-            for _, batch in samples:
+            for read, batch in samples:
                 target_key = "labels" if "labels" in batch else "label"
                 if target_key not in batch or input_key not in batch:
                     raise ValueError(f"samples need {input_key!r} and 'label' (or multi-hot 'labels'); this "
@@ -50,17 +51,20 @@ def gather_outputs(model: torch.nn.Module, dataset, forward: Callable[[torch.nn.
                     out = out.mean(dim=1)  # [B, X]: one prediction per video from all its views
                 outputs.append(out.float().cpu())
                 targets.append(batch[target_key])
+                indices.extend(int(i) for i in read)
     finally:
         model.train(was_training)
     if report is not None:
-        report.update(skipped=samples.skipped, failures=list(samples.failures.values()))
+        report.update(skipped=samples.skipped, failures=list(samples.failures.values()), indices=indices)
     if not outputs:
         raise ValueError(f"{what or 'evaluation'}: none of the {len(dataset)} samples could be read")
     return torch.cat(outputs), torch.cat(targets)
 
 
-def check_targets(targets: torch.Tensor, num_classes: int, dataset_name: str) -> None:
-    """Every label must name one of the model's classes; the error names the first sample that does not."""
+def check_targets(targets: torch.Tensor, num_classes: int, dataset_name: str,
+                  indices: list[int] | None = None) -> None:
+    """Every label must name one of the model's classes; the error names the first sample that does not, by its
+    dataset index (``indices[row]`` when rows were skipped, else the row itself)."""
     if targets.dim() == 2:
         if targets.shape[1] != num_classes:
             raise ValueError(f"{dataset_name}: multi-hot labels have {targets.shape[1]} classes but the model "
@@ -68,8 +72,9 @@ def check_targets(targets: torch.Tensor, num_classes: int, dataset_name: str) ->
         return
     bad = ((targets < 0) | (targets >= num_classes)).nonzero()
     if len(bad):
-        index = int(bad[0])
-        raise ValueError(f"{dataset_name}: sample {index} has label {int(targets[index])}, outside the model's "
+        row = int(bad[0])
+        index = indices[row] if indices is not None else row
+        raise ValueError(f"{dataset_name}: sample {index} has label {int(targets[row])}, outside the model's "
                          f"{num_classes} classes [0, {num_classes}) ({len(bad)} such samples)")
 
 
@@ -125,7 +130,7 @@ class ClassificationEvaluator:
                                          max_failure_rate=self.max_failure_rate,
                                          what=f"{self.prefix} evaluation of {self.dataset_name}", report=report)
         self.skipped = report["skipped"]
-        check_targets(targets, logits.shape[1], self.dataset_name)
+        check_targets(targets, logits.shape[1], self.dataset_name, report["indices"])
         return logits, targets
 
     def run(self, model: torch.nn.Module, dataset) -> dict[str, float]:

@@ -188,8 +188,8 @@ class LinearProbe:
         test = extract_features(model, dataset, what=f"{self.prefix} probe of {self.dataset_name}",
                                 report=test_report, **extract)
         num_classes = num_classes_of(self.train, train[1], test[1])
-        check_targets(train[1], num_classes, f"{self.dataset_name} (train)")
-        check_targets(test[1], num_classes, self.dataset_name)
+        check_targets(train[1], num_classes, f"{self.dataset_name} (train)", train_report["indices"])
+        check_targets(test[1], num_classes, self.dataset_name, test_report["indices"])
         metrics = probe_metrics(train, test, num_classes, **self.fit_settings)
         if test_report["skipped"]:
             metrics["skipped"] = test_report["skipped"]
