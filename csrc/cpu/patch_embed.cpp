@@ -177,18 +177,34 @@ void check_parameters(const at::Tensor& x, const PatchLayout& layout, const at::
               " differs from x dtype ", x.scalar_type());
 }
 
+// What the forward and the backward share: the contiguous input, where its patches lie, which are kept, and
+// the checked projection width D.
+struct EmbedProblem {
+  at::Tensor input;
+  PatchLayout layout;
+  KeepIndices kept;
+  int64_t dim = 0, rows = 0;  // D and the B*K kept rows
+
+  EmbedProblem(const at::Tensor& x, at::IntArrayRef patch_size, const at::Tensor& weight,
+               const std::optional<at::Tensor>& keep)
+      : input(x.contiguous()), layout(input, patch_size), kept(keep, layout.batch, layout.num_patches) {
+    check_parameters(input, layout, weight);
+    dim = weight.size(0);
+    rows = layout.batch * kept.kept();
+  }
+};
+
 }  // namespace
 
 at::Tensor patch_embed(const at::Tensor& x, at::IntArrayRef patch_size, const at::Tensor& weight,
                        const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& pos,
                        const std::optional<at::Tensor>& keep) {
   const at::AutoDispatchBelowADInplaceOrView below_autograd;  // inner ATen calls skip autograd
-  const at::Tensor input = x.contiguous();
-  const PatchLayout layout(input, patch_size);
-  check_parameters(input, layout, weight);
-  const int64_t dim = weight.size(0);
-  const KeepIndices kept(keep, layout.batch, layout.num_patches);
-  const int64_t rows = layout.batch * kept.kept();
+  const EmbedProblem problem(x, patch_size, weight, keep);
+  const at::Tensor& input = problem.input;
+  const PatchLayout& layout = problem.layout;
+  const KeepIndices& kept = problem.kept;
+  const int64_t dim = problem.dim, rows = problem.rows;
 
   const at::Tensor bias_values = checked_addend(bias, {dim}, input, "bias");
   const at::Tensor pos_values = checked_addend(pos, {layout.num_patches, dim}, input, "pos");
@@ -216,12 +232,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> patch_embed_backward(
     const at::Tensor& grad, const at::Tensor& x, at::IntArrayRef patch_size, const at::Tensor& weight,
     const std::optional<at::Tensor>& keep, std::array<bool, 4> output_mask) {
   const at::AutoDispatchBelowADInplaceOrView below_autograd;  // inner ATen calls skip autograd
-  const at::Tensor input = x.contiguous();
-  const PatchLayout layout(input, patch_size);
-  check_parameters(input, layout, weight);
-  const int64_t dim = weight.size(0);
-  const KeepIndices kept(keep, layout.batch, layout.num_patches);
-  const int64_t rows = layout.batch * kept.kept();
+  const EmbedProblem problem(x, patch_size, weight, keep);
+  const at::Tensor& input = problem.input;
+  const PatchLayout& layout = problem.layout;
+  const KeepIndices& kept = problem.kept;
+  const int64_t dim = problem.dim, rows = problem.rows;
   TORCH_CHECK(grad.dim() == 3 && grad.size(0) == layout.batch && grad.size(1) == kept.kept() && grad.size(2) == dim,
               "vatt::patch_embed_backward: grad must be [", layout.batch, ", ", kept.kept(), ", ", dim, "], got ",
               grad.sizes());

@@ -142,7 +142,7 @@ class Loop:
             return self._deferred_step(step, batch, read_back)
         lr, loss, scalars, grad_norm = self._forward_backward(step, batch)
         _sync(self.device)  # XLA: run forward and backward as one graph before reading anything back
-        scalars, finite, stop = self._agree(loss, scalars, grad_norm, self.stop_requests.requested)
+        scalars, finite, stop = self._agree(loss, scalars, grad_norm)
         if finite:
             self.optimizer.step()
             self.bad_steps.good()
@@ -169,20 +169,13 @@ class Loop:
 
     def _deferred_step(self, step: int, batch: dict, read_back: bool) -> StepOutcome:
         lr, loss, scalars, grad_norm = self._forward_backward(step, batch)
-        logged = {"loss": loss, **scalars}
-        bad = ~torch.isfinite(loss.detach().float())
-        if grad_norm is not None:
-            logged["grad_norm"] = grad_norm
-            bad = bad | ~torch.isfinite(grad_norm.detach().float())
-        device = loss.device
-        values = [torch.as_tensor(v, dtype=torch.float32, device=device).detach().reshape(1) for v in logged.values()]
-        stop_flag = torch.tensor([float(self.stop_requests.requested is not None)], device=device)
-        *sums, bad_count, stop_count = all_sum(torch.cat([*values, bad.float().reshape(1), stop_flag])).unbind()
+        names, summed = self._summed(loss, scalars, grad_norm)
+        *sums, bad_count, stop_count = summed.unbind()
         keep = bad_count == 0  # every process keeps or skips the same update
         self._keep_update_if(keep)
         if self._counters is None:
             self._counters = torch.tensor([float(self.bad_steps.total), float(self.bad_steps.in_a_row)],
-                                          device=device)
+                                          device=loss.device)
         skipped = (~keep).float()
         total, in_a_row = self._counters.unbind()
         self._counters = torch.stack([total + skipped, (in_a_row + 1) * skipped])
@@ -194,12 +187,11 @@ class Loop:
         *sums, stop_count, total, in_a_row = self._last_values.tolist()
         self.bad_steps = BadStepCounter(self.max_bad_steps, int(total), int(in_a_row))
         skipped_now = self.bad_steps.in_a_row > 0  # this very step was skipped
-        out = {} if skipped_now else {name: value / world_size() for name, value in zip(logged, sums)}
+        out = {} if skipped_now else {name: value / world_size() for name, value in zip(names, sums)}
         out["lr"] = lr
         if self.bad_steps.total:
             out["skipped_steps"] = float(self.bad_steps.total)
-        stop = (self.stop_requests.requested or "a stop request on another process") if stop_count > 0 else None
-        return StepOutcome(scalars=out, skipped=skipped_now, stop=stop)
+        return StepOutcome(scalars=out, skipped=skipped_now, stop=self._stop_reason(stop_count))
 
     @torch.no_grad()
     def _keep_update_if(self, keep: torch.Tensor) -> None:
@@ -271,23 +263,34 @@ class Loop:
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
         return norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # FSDP: a sharded norm
 
-    def _agree(self, loss: torch.Tensor, scalars: dict[str, Any], grad_norm: torch.Tensor | None,
-               stop_requested: str | None) -> tuple[dict[str, float], bool, str | None]:
-        """Sum over processes, in one collective and one read-back: the loss and its terms (averaged for the
-        log), whether any loss or gradient norm was non-finite, and whether any process was asked to stop."""
+    def _agree(self, loss: torch.Tensor, scalars: dict[str, Any],
+               grad_norm: torch.Tensor | None) -> tuple[dict[str, float], bool, str | None]:
+        """`_summed`, read back: the loss and its terms averaged over processes for the log, whether the update
+        is kept (every loss and gradient norm finite), and the stop request of any process."""
+        names, summed = self._summed(loss, scalars, grad_norm)
+        *sums, bad_count, stop_count = summed.tolist()
+        return ({name: value / world_size() for name, value in zip(names, sums)}, bad_count == 0,
+                self._stop_reason(stop_count))
+
+    def _summed(self, loss: torch.Tensor, scalars: dict[str, Any],
+                grad_norm: torch.Tensor | None) -> tuple[list[str], torch.Tensor]:
+        """The step's logged values (loss, its terms, the gradient norm), its non-finite flag and this process's
+        stop request, summed over the processes in one collective and left on the device:
+        (names, [one sum per name, non-finite count, stop count])."""
         logged = {"loss": loss, **scalars}
         bad = ~torch.isfinite(loss.detach().float())
         if grad_norm is not None:  # computed after the gradient all-reduce: the same on every process
             logged["grad_norm"] = grad_norm
             bad = bad | ~torch.isfinite(grad_norm.detach().float())
-        values = [torch.as_tensor(v, dtype=torch.float32, device=loss.device).detach().reshape(1)
-                  for v in logged.values()]
-        flags = torch.stack([bad.float(), torch.tensor(float(stop_requested is not None), device=loss.device)])
-        *sums, bad_count, stop_count = all_sum(torch.cat([*values, flags])).tolist()
-        agreed = {name: value / world_size() for name, value in zip(logged, sums)}
-        stop = (stop_requested or "a stop request on another process") if stop_count > 0 else None
-        return agreed, bad_count == 0, stop
+        device = loss.device
+        values = [torch.as_tensor(v, dtype=torch.float32, device=device).detach().reshape(1) for v in logged.values()]
+        stop_flag = torch.tensor([float(self.stop_requests.requested is not None)], device=device)
+        return list(logged), all_sum(torch.cat([*values, bad.float().reshape(1), stop_flag]))
 
+    def _stop_reason(self, stop_count: float) -> str | None:
+        if stop_count == 0:
+            return None
+        return self.stop_requests.requested or "a stop request on another process"
 
 def _seed(device: torch.device, seed: int) -> None:
     torch.manual_seed(seed)  # CPU and CUDA generators

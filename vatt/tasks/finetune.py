@@ -20,15 +20,13 @@ import torch.nn.functional as F
 from vatt.data.loader import describe, make_loader
 from vatt.data.sampler import StepBatchSampler
 from vatt.engine import distributed, speed
-from vatt.engine.logging import RunLogger
 from vatt.engine.parallel import PARALLEL_MODES, data_parallel
-from vatt.engine.trainer import Loop
 from vatt.registry import ConfigError, build, register
 from vatt.tasks import builders
 from vatt.tasks.base import Task, settings
 from vatt.tasks.checkpoint_init import load_by_name, read_checkpoint
 from vatt.tasks.pretrain import DataSettings, RunSettings, check_data_settings
-from vatt.tasks.run_dir import resolve_device, training_run_dir
+from vatt.tasks.run_dir import resolve_device, train_and_report, training_run_dir
 
 INIT_REPORT = "init_report.json"
 LossFn = Callable[[nn.Module, dict], tuple]  # (network, batch) -> (loss, scalars to log)
@@ -260,25 +258,6 @@ class FineTune(Task):
         batches = labelled_batches(train_set, batch_size=run.batch_size, seed=run.seed, num_workers=data.num_workers,
                                    num_classes=model.num_classes, multi_hot=self.multi_hot,
                                    max_failed_share=data.max_failed_share)
-        loop = Loop(model=trained, loss_fn=self.training_loss(training, model), optimizer=optimizer,
-                    schedule=schedule, batches=batches, run_dir=str(run_dir), steps=run.steps, seed=run.seed,
-                    device=device, checkpoint_every=run.checkpoint_every, keep_checkpoints=run.keep_checkpoints,
-                    max_grad_norm=run.max_grad_norm, evaluate=evaluate, eval_every=run.eval_every,
-                    precision=run.precision, max_bad_steps=run.max_bad_steps)
-        start = loop.resume()
-        if main_process:
-            if start:
-                print(f"resuming {run_dir} from step {start}", file=sys.stderr)
-            loop.logger = RunLogger(run_dir, total_steps=run.steps, batch_size=run.batch_size,
-                                    tensorboard=run.tensorboard, print_every=run.log_every, start_step=start)
-        try:
-            loop.fit()
-            results = evaluate(run.steps) if evaluators else {}
-            if main_process:
-                if results:
-                    loop.logger.log_eval(run.steps, results)
-                loop.logger.write_results(results)
-        finally:
-            if loop.logger is not None:
-                loop.logger.close()
-        return results if main_process else {}
+        return train_and_report(run, run_dir, device, model=trained, loss_fn=self.training_loss(training, model),
+                                optimizer=optimizer, schedule=schedule, batches=batches,
+                                evaluate=evaluate if evaluators else None)

@@ -6,7 +6,6 @@ processes: ``run.batch_size`` is the global batch, split evenly over them.
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,13 +14,11 @@ import torch
 
 from vatt.data.loader import make_loader
 from vatt.engine import distributed, speed
-from vatt.engine.logging import RunLogger
 from vatt.engine.parallel import PARALLEL_MODES, data_parallel
-from vatt.engine.trainer import Loop
 from vatt.registry import build, register
 from vatt.tasks import builders
 from vatt.tasks.base import Task, settings
-from vatt.tasks.run_dir import resolve_device, training_run_dir
+from vatt.tasks.run_dir import resolve_device, train_and_report, training_run_dir
 
 
 @dataclass
@@ -118,7 +115,6 @@ class Pretrain(Task):
 
     def train(self, cfg: dict, config_path: Path | None, run: RunSettings, data: DataSettings,
               device: torch.device) -> dict[str, Any]:
-        main_process = distributed.is_main_process()
         run_dir = training_run_dir(run.dir, run.batch_size, config_path, cfg)
         torch.manual_seed(run.seed)  # initial weights, the same on every process
 
@@ -153,25 +149,5 @@ class Pretrain(Task):
                 metrics.update(evaluator.run(model, eval_set))
             return metrics
 
-        loop = Loop(model=trained, loss_fn=loss_fn, optimizer=optimizer, schedule=schedule, batches=batches,
-                    run_dir=str(run_dir), steps=run.steps, seed=run.seed, device=device,
-                    checkpoint_every=run.checkpoint_every, keep_checkpoints=run.keep_checkpoints,
-                    max_grad_norm=run.max_grad_norm, evaluate=evaluate, eval_every=run.eval_every,
-                    precision=run.precision, max_bad_steps=run.max_bad_steps)
-        start = loop.resume()
-        if main_process:
-            if start:
-                print(f"resuming {run_dir} from step {start}", file=sys.stderr)
-            loop.logger = RunLogger(run_dir, total_steps=run.steps, batch_size=run.batch_size,
-                                    tensorboard=run.tensorboard, print_every=run.log_every, start_step=start)
-        try:
-            loop.fit()
-            results = evaluate(run.steps) if evaluators else {}
-            if main_process:
-                if results:
-                    loop.logger.log_eval(run.steps, results)
-                loop.logger.write_results(results)
-        finally:
-            if loop.logger is not None:
-                loop.logger.close()
-        return results if main_process else {}
+        return train_and_report(run, run_dir, device, model=trained, loss_fn=loss_fn, optimizer=optimizer,
+                                schedule=schedule, batches=batches, evaluate=evaluate if evaluators else None)

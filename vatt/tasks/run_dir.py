@@ -1,4 +1,4 @@
-"""The run directory every task writes into, and the device a run asks for."""
+"""The run directory every task writes into, the device a run asks for, and a training task's run of its Loop."""
 from __future__ import annotations
 
 import sys
@@ -8,6 +8,8 @@ import torch
 
 from vatt import config as cfglib
 from vatt.engine import distributed
+from vatt.engine.logging import RunLogger
+from vatt.engine.trainer import Loop
 from vatt.registry import ConfigError, UserError
 
 RESOLVED_CONFIG = "config.yaml"
@@ -88,3 +90,34 @@ def _xla_device(name: str, device: torch.device) -> torch.device:
     except Exception as exc:  # PJRT found no usable client: no TPU and no PJRT_DEVICE, say
         raise UserError(f"run.device: {name!r}: torch_xla could not open the device ({type(exc).__name__}: "
                         f"{exc}); set PJRT_DEVICE (TPU, CUDA or CPU)") from None
+
+
+def train_and_report(run, run_dir: Path, device: torch.device, *, model, loss_fn, optimizer, schedule, batches,
+                     evaluate=None) -> dict:
+    """A training task's Loop from its run settings (`RunSettings`): resume from the run directory, train with
+    progress and metrics on the main process, evaluate at the end (``evaluate``: step → metrics, on every
+    process; None for no evaluation) and write results.json. Returns the results on the main process, {} on
+    the others."""
+    main_process = distributed.is_main_process()
+    loop = Loop(model=model, loss_fn=loss_fn, optimizer=optimizer, schedule=schedule, batches=batches,
+                run_dir=str(run_dir), steps=run.steps, seed=run.seed, device=device,
+                checkpoint_every=run.checkpoint_every, keep_checkpoints=run.keep_checkpoints,
+                max_grad_norm=run.max_grad_norm, evaluate=evaluate, eval_every=run.eval_every,
+                precision=run.precision, max_bad_steps=run.max_bad_steps)
+    start = loop.resume()
+    if main_process:
+        if start:
+            print(f"resuming {run_dir} from step {start}", file=sys.stderr)
+        loop.logger = RunLogger(run_dir, total_steps=run.steps, batch_size=run.batch_size,
+                                tensorboard=run.tensorboard, print_every=run.log_every, start_step=start)
+    try:
+        loop.fit()
+        results = evaluate(run.steps) if evaluate is not None else {}
+        if main_process:
+            if results:
+                loop.logger.log_eval(run.steps, results)
+            loop.logger.write_results(results)
+    finally:
+        if loop.logger is not None:
+            loop.logger.close()
+    return results if main_process else {}
