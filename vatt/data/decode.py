@@ -246,8 +246,10 @@ def pick_frames(decoded_times: np.ndarray, frames: np.ndarray, times: Sequence[f
     if times[-1] > shown_until + EPSILON or times[-1] >= info.end + EPSILON:
         raise MediaError(path, f"the clip needs video up to {times[-1]:.3f} s but the decoded frames end at "
                                f"{min(shown_until, info.end):.3f} s (truncated file?)")
-    index = np.searchsorted(decoded_times, times + EPSILON, side="right") - 1  # [T]
-    return frames[np.maximum(index, 0)]
+    index = np.maximum(np.searchsorted(decoded_times, times + EPSILON, side="right") - 1, 0)  # [T]
+    if len(index) == len(frames) and (index == np.arange(len(frames))).all():
+        return frames  # every decoded frame once, in order: no copy
+    return frames[index]
 
 
 @dataclass

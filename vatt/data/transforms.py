@@ -132,8 +132,9 @@ def color_jitter(video: torch.Tensor, rng: np.random.Generator, *, brightness: f
     # On x in [0, 1]: y = spread·mix·(x + delta) + (1 - spread)·mean(mix·(x + delta)); grey stays grey under
     # mix, so mix·delta = delta. Scaled to [-1, 1]: 2y - 1 = A·pixel + offset with pixel = 255·x.
     frames, pixels = video.shape[0], video.shape[-2] * video.shape[-1]
-    sums = video.reshape(frames * 3, pixels).sum(1, dtype=torch.float32)  # flat rows: the fast reduction
-    mean = sums.double().view(frames, 3) / (255 * pixels)  # [T, 3] in [0, 1]
+    # numpy's integer sum of flat uint8 rows is ~8x faster than torch's sum with a dtype cast
+    sums = video.contiguous().view(frames * 3, pixels).numpy().sum(1, dtype=np.uint32 if pixels < 2**24 else np.uint64)
+    mean = torch.from_numpy(sums.astype(np.float64)).view(frames, 3) / (255 * pixels)  # [T, 3] in [0, 1]
     matrix = (2 * spread / 255) * mix
     offset = 2 * delta + 2 * (1 - spread) * mean @ mix.T - 1  # [T, 3]
     return _apply_colour_map(video, matrix, offset.float())
