@@ -2,6 +2,8 @@
 import io
 import json
 import logging
+import os
+import signal
 import tarfile
 
 import pytest
@@ -163,6 +165,18 @@ def test_a_crash_while_reading_a_shard_names_it(packed, monkeypatch):
     monkeypatch.setattr(shards, "_samples", broken_reader)
     with pytest.raises(RuntimeError, match=r"while reading shard \S*shard-00000\d\.tar: AttributeError: oops"):
         list(dataset)
+
+
+def test_a_worker_killed_while_reading_a_shard_names_the_shard_and_sample(packed, monkeypatch):
+    folder, kwargs, _ = packed
+    dataset = shards.ShardDataset(str(folder), vocabulary=kwargs["vocabulary"], **READ)
+
+    def decoder_crash(self):  # what a segfault in a decoder does to the worker
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    monkeypatch.setattr(shards.PackedClip, "entry", decoder_crash)
+    with pytest.raises(RuntimeError, match=r"worker 0 \(pid \d+\) died while reading \S*shard-00000\d\.tar:00000000\d$"):
+        next(make_loader(dataset, batch_size=2, num_workers=1))
 
 
 def test_a_rank_without_shards_stops_with_the_counts_instead_of_hanging(packed, monkeypatch, caplog):

@@ -56,28 +56,33 @@ def describe(dataset: Dataset, key: Any) -> str:
     return source(key) if callable(source) else f"sample {index}"
 
 
+_READING: dict[str, Any] = {}  # in a DataLoader worker: the shared table of what each worker is reading
+
+
+def note_reading(where: str) -> None:
+    """Note in the shared table that this DataLoader worker now reads `where`, so that if the worker dies
+    outright the error can name it; does nothing outside a worker started by this module's loaders."""
+    info = torch.utils.data.get_worker_info()
+    slots = _READING.get("slots")
+    if info is None or slots is None:
+        return
+    data = where.encode("utf-8", "replace")[: SLOT_BYTES - 1] + b"\0"
+    start = info.id * SLOT_BYTES
+    slots[start : start + len(data)] = data
+
+
 class _Guarded(Dataset):
     """Runs in the workers: notes what it reads, turns MediaError into a Failure, names the file otherwise."""
 
-    def __init__(self, dataset: Dataset, slots, pids):
+    def __init__(self, dataset: Dataset):
         self.dataset = dataset
-        self.slots = slots
-        self.pids = pids
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def _note(self, text: str) -> None:
-        info = torch.utils.data.get_worker_info()
-        if info is None or self.slots is None:
-            return
-        data = text.encode("utf-8", "replace")[: SLOT_BYTES - 1] + b"\0"
-        start = info.id * SLOT_BYTES
-        self.slots[start : start + len(data)] = data
-
     def __getitem__(self, key: Any) -> dict | Failure:
         where = describe(self.dataset, key)
-        self._note(where)
+        note_reading(where)
         try:
             return self.dataset[key]
         except MediaError as exc:
@@ -94,17 +99,52 @@ def _collate_kept(items: list, collate_fn: Callable = collate) -> tuple[Any, lis
 
 class _SeedWorker:
     """worker_init_fn: numpy and `random` seeded from the worker's torch seed (itself from the loader's
-    seeded generator), so code using global RNGs is reproducible too; records the worker's pid."""
+    seeded generator), so code using global RNGs is reproducible too; records the worker's pid and installs
+    the table of what each worker reads (see `note_reading`)."""
 
-    def __init__(self, pids):
-        self.pids = pids
+    def __init__(self, table: "_ReadingTable | None"):
+        self.table = table
 
     def __call__(self, worker_id: int) -> None:
         seed = torch.initial_seed() % 2**32
         np.random.seed(seed)
         random.seed(seed)
-        if self.pids is not None:
-            self.pids[worker_id] = os.getpid()
+        if self.table is not None:
+            self.table.pids[worker_id] = os.getpid()
+            _READING["slots"] = self.table.slots
+
+
+@dataclass(frozen=True)
+class _ReadingTable:
+    """Shared memory the workers write what they read into (`slots`, SLOT_BYTES each) and their `pids`."""
+    slots: Any
+    pids: Any
+
+    @classmethod
+    def for_workers(cls, num_workers: int) -> "_ReadingTable | None":
+        if not num_workers:
+            return None
+        context = multiprocessing.get_context()
+        return cls(context.Array("c", SLOT_BYTES * num_workers, lock=False),
+                   context.Array("q", num_workers, lock=False))
+
+    def explain_crash(self, exc: RuntimeError) -> None:
+        """Re-raise a DataLoader's "worker (pid N) exited unexpectedly" naming what that worker was reading."""
+        found = re.search(r"DataLoader worker \(pids?(?:\(s\))? ([\d, ]+)\)", str(exc))
+        if found is None:
+            return
+        for pid in (int(p) for p in re.findall(r"\d+", found.group(1))):
+            for worker_id, known in enumerate(self.pids):
+                if known == pid:
+                    raw = bytes(self.slots[worker_id * SLOT_BYTES : (worker_id + 1) * SLOT_BYTES])
+                    path = raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+                    raise RuntimeError(f"data loader worker {worker_id} (pid {pid}) died while reading "
+                                       f"{path}") from exc
+
+
+def _explain_crash(exc: RuntimeError, table: _ReadingTable | None) -> None:
+    if table is not None:
+        table.explain_crash(exc)
 
 
 class FailureCounter:
@@ -152,45 +192,29 @@ def check_failure_rate(max_failure_rate: Any) -> None:
         raise ValueError(f"max_failure_rate must be in [0, 1], got {max_failure_rate!r}")
 
 
-def _explain_crash(exc: RuntimeError, slots, pids) -> None:
-    """Re-raise a DataLoader's "worker (pid N) exited unexpectedly" naming the file that worker was reading."""
-    found = re.search(r"DataLoader worker \(pids?(?:\(s\))? ([\d, ]+)\)", str(exc))
-    if slots is None or found is None:
-        return
-    for pid in (int(p) for p in re.findall(r"\d+", found.group(1))):
-        for worker_id, known in enumerate(pids):
-            if known == pid:
-                raw = bytes(slots[worker_id * SLOT_BYTES : (worker_id + 1) * SLOT_BYTES])
-                path = raw.split(b"\0", 1)[0].decode("utf-8", "replace")
-                raise RuntimeError(f"data loader worker {worker_id} (pid {pid}) died while reading "
-                                   f"{path}") from exc
-
-
 def _guarded_loader(dataset: Dataset, batches: Iterable[list], *, num_workers: int, collate_fn: Callable = collate,
                     generator: torch.Generator | None = None, prefetch_factor: int | None = None,
                     pin_memory: bool = False) -> tuple[DataLoader, Any, Any]:
     """A DataLoader over `batches` of keys whose items are samples or `Failure`s, collated as
-    (batch or None, failures), with the table of what each worker reads: (loader, slots, pids)."""
+    (batch or None, failures), with the table of what each worker reads: (loader, table)."""
     if not isinstance(num_workers, int) or num_workers < 0:
         raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
-    context = multiprocessing.get_context() if num_workers else None
-    slots = context.Array("c", SLOT_BYTES * num_workers, lock=False) if num_workers else None
-    pids = context.Array("q", num_workers, lock=False) if num_workers else None
+    table = _ReadingTable.for_workers(num_workers)
     options: dict[str, Any] = {"prefetch_factor": prefetch_factor} if num_workers and prefetch_factor else {}
-    loader = DataLoader(_Guarded(dataset, slots, pids), batch_sampler=batches,
+    loader = DataLoader(_Guarded(dataset), batch_sampler=batches,
                         collate_fn=functools.partial(_collate_kept, collate_fn=collate_fn),
-                        num_workers=num_workers, worker_init_fn=_SeedWorker(pids), generator=generator,
-                        multiprocessing_context=context, pin_memory=pin_memory, **options)
-    return loader, slots, pids
+                        num_workers=num_workers, worker_init_fn=_SeedWorker(table), generator=generator,
+                        pin_memory=pin_memory, **options)
+    return loader, table
 
 
 class Batches:
     """Iterator of collated batches (dicts) from `start_step` on; see `make_loader`."""
 
-    def __init__(self, dataset: Dataset, loader: DataLoader, max_failure_rate: float, slots, pids):
+    def __init__(self, dataset: Dataset, loader: DataLoader, max_failure_rate: float, table: _ReadingTable | None):
         self.dataset = dataset
         self.counter = FailureCounter(len(dataset), max_failure_rate)
-        self._slots, self._pids = slots, pids
+        self._table = table
         self._iterator = iter(loader)
 
     @property
@@ -210,7 +234,7 @@ class Batches:
             try:
                 batch, failures = next(self._iterator)
             except RuntimeError as exc:
-                _explain_crash(exc, self._slots, self._pids)
+                _explain_crash(exc, self._table)
                 raise
             for failure in failures:
                 self.counter.add(failure.index, failure.path, failure.reason, check=False)
@@ -247,14 +271,14 @@ class OnePass:
     def __iter__(self) -> Iterator[tuple[list[int], Any]]:
         size = len(self.dataset)
         keys = [list(range(start, min(start + self.batch_size, size))) for start in range(0, size, self.batch_size)]
-        loader, slots, pids = _guarded_loader(self.dataset, keys, num_workers=self.num_workers,
+        loader, table = _guarded_loader(self.dataset, keys, num_workers=self.num_workers,
                                               collate_fn=self.collate_fn)
         iterator = iter(loader)
         for batch_keys in keys:  # the loader keeps the order of its batches
             try:
                 batch, failures = next(iterator)
             except RuntimeError as exc:
-                _explain_crash(exc, slots, pids)
+                _explain_crash(exc, table)
                 raise
             for failure in failures:
                 self.counter.add(failure.index, failure.path, failure.reason, check=False)
@@ -285,8 +309,9 @@ def _stream_batches(dataset: IterableDataset, *, batch_size: int, start_step: in
                     drop_last: bool, generator: torch.Generator) -> Iterator[dict]:
     steps_per_epoch = max(1, getattr(dataset, "num_clips", batch_size) // batch_size)
     epoch = start_step // steps_per_epoch
+    table = _ReadingTable.for_workers(num_workers)
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate, drop_last=drop_last,
-                        num_workers=num_workers, worker_init_fn=_SeedWorker(None), generator=generator)
+                        num_workers=num_workers, worker_init_fn=_SeedWorker(table), generator=generator)
     while True:
         dataset.set_epoch(epoch)
         batches = 0
@@ -298,6 +323,9 @@ def _stream_batches(dataset: IterableDataset, *, batch_size: int, start_step: in
             marker = f"{DataError.__module__}.{DataError.__qualname__}: "
             if "Traceback (most recent call last)" in str(exc) and marker in str(exc):
                 raise DataError(str(exc).rsplit(marker, 1)[1].strip()) from None
+            raise
+        except RuntimeError as exc:  # a worker killed outright: name the shard sample it was reading
+            _explain_crash(exc, table)
             raise
         if not batches:  # an empty epoch would be followed by empty epochs forever: a silent hang
             raise DataError(_empty_stream_message(dataset, epoch, batch_size, num_workers, drop_last))
@@ -357,7 +385,7 @@ def make_loader(dataset: Dataset, *, batch_size: int, seed: int = 0, start_step:
     sampler = StepBatchSampler(len(dataset), batch_size, seed=seed, start_step=start_step, drop_last=drop_last,
                                num_steps=num_steps, keyed=True)
     batches = shard(sampler) if shard is not None else sampler
-    loader, slots, pids = _guarded_loader(dataset, batches, num_workers=num_workers, generator=generator,
+    loader, table = _guarded_loader(dataset, batches, num_workers=num_workers, generator=generator,
                                           prefetch_factor=prefetch_factor, pin_memory=pin_memory)
     rate = DEFAULT_MAX_FAILURE_RATE if max_failure_rate is None else max_failure_rate
-    return Batches(dataset, loader, rate, slots, pids)
+    return Batches(dataset, loader, rate, table)

@@ -41,7 +41,7 @@ from vatt.data.captions import Caption
 from vatt.data.datasets.base import ClipEntry, SampleMaker, settings_from, tokenizer_for, with_clip_settings
 from vatt.data.datasets.manifest import read_manifest
 from vatt.data.decode import EPSILON, MediaError, MediaFile, MediaInfo, pick_frames
-from vatt.data.loader import DEFAULT_MAX_FAILURE_RATE, FailureCounter, check_failure_rate
+from vatt.data.loader import DEFAULT_MAX_FAILURE_RATE, FailureCounter, check_failure_rate, note_reading
 from vatt.registry import register
 
 log = logging.getLogger("vatt.data")
@@ -344,6 +344,7 @@ class ShardDataset(SampleMaker, IterableDataset):
                 read += 1
                 rng = np.random.default_rng([self.seed, self.epoch, int(key)])
                 where = f"{shard}:{key}"
+                note_reading(where)
                 try:
                     packed = PackedClip(f"{shard.name}:{key}", members)
                     sample = self.make(packed.entry(), rng, media=packed)
