@@ -134,3 +134,17 @@ def test_keyed_batches_carry_epoch_and_seed_for_per_sample_draws():
     assert sample_rng(5)[1].random() == first  # plain indices follow torch's (worker-seeded) generator
     with pytest.raises(TypeError, match="SampleKey"):
         sample_rng("5")
+
+
+def _collate_noting_shared(samples):
+    batch = collate(samples)
+    return {**batch, "made_shared": torch.tensor(batch["x"].is_shared())}
+
+
+def test_collate_in_a_worker_stacks_straight_into_shared_memory():
+    samples = [{"x": torch.full((2, 3), float(n))} for n in range(4)]
+    assert not collate(samples)["x"].is_shared()  # in the main process: ordinary memory
+    loader = DataLoader(samples, batch_size=4, num_workers=1, collate_fn=_collate_noting_shared)
+    batch = next(iter(loader))
+    assert bool(batch["made_shared"])  # in the worker, before the batch was sent: no second copy
+    assert torch.equal(batch["x"], torch.stack([s["x"] for s in samples]))
