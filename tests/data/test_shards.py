@@ -61,7 +61,8 @@ def test_streamed_samples_match_the_manifest_dataset_in_evaluation(packed):
     for n, sample in enumerate(streamed):
         reference = direct[n]
         assert sample.keys() == reference.keys() and sample["caption"] == reference["caption"]
-        assert (sample["video"] - reference["video"]).abs().mean() < 0.05  # JPEG and resizing on top of H.264
+        difference = sample["video"].float() - reference["video"].float()  # in grey levels
+        assert difference.abs().mean() < 6.4  # JPEG and resizing on top of H.264
         assert torch.equal(sample["text"], reference["text"]) and torch.equal(sample["label"], reference["label"])
         torch.testing.assert_close(sample["audio"], reference["audio"], atol=2e-3, rtol=0)
 

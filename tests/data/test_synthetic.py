@@ -12,6 +12,7 @@ from vatt.data.sampler import SampleKey, collate
 from vatt.data.synthetic import (BEEPS_PER_CLIP, COLOURS, DIRECTIONS, NUM_CLASSES, PITCH_FRACTIONS, SHAPES,
                                  SyntheticClips, attributes_of, generate_clips)
 from vatt.data.text import Vocabulary
+from vatt.models.multimodal import pixels_to_model_range
 
 SMALL = dict(frames=4, size=16, audio_samples=2048, sample_rate=8000)
 
@@ -44,7 +45,7 @@ def test_clips_are_h264_and_aac_mp4_files_listed_in_a_manifest(clips):
 def test_items_follow_the_batch_contract(clips):
     item = clips[5]
     assert set(item) == {"video", "audio", "text", "text_mask", "audio_mask", "label", "caption"}
-    assert item["video"].dtype == torch.float32 and item["video"].shape == (3, 4, 16, 16)
+    assert item["video"].dtype == torch.uint8 and item["video"].shape == (3, 4, 16, 16)  # pixels
     assert item["audio"].dtype == torch.float32 and item["audio"].shape == (2048,)
     assert item["text"].dtype == torch.int64 and item["text"].shape == (5, 16)
     assert item["text_mask"].dtype == torch.bool and item["text_mask"].shape == () and item["text_mask"]
@@ -58,11 +59,12 @@ def test_training_items_are_augmented_without_changing_the_content(cache, clips)
     assert train.train and train.settings.flip is False and train.settings.hue == 0.0
     a, b = train[SampleKey(3, 0, 0)], train[SampleKey(3, 1, 0)]
     assert a["video"].shape == clips[3]["video"].shape and not torch.equal(a["video"], b["video"])
-    assert a["video"].abs().max() <= 1 and torch.equal(a["text"], clips[3]["text"])
+    assert a["video"].dtype == torch.uint8 and torch.equal(a["text"], clips[3]["text"])
 
 
 def test_values_stay_in_range_and_ids_inside_the_vocabulary(clips, batch):
-    assert batch["video"].min() >= -1 and batch["video"].max() <= 1
+    video = pixels_to_model_range(batch["video"])
+    assert video.min() >= -1 and video.max() <= 1 and video.min() < -0.5 and video.max() > 0.5
     assert batch["audio"].abs().max() <= 1 and batch["audio"].std() > 0.05
     assert batch["text"].min() >= 0 and batch["text"].max() < len(clips.vocabulary) <= 2**16
     assert (batch["text"][:, :, 0] > 1).all()  # every candidate starts with a known word
@@ -92,7 +94,7 @@ def object_mask(video):  # [N, 3, T, H, W] -> [N, T, H, W]: pixels far from the 
 
 
 def test_video_shows_the_labelled_colour_and_direction(batch):
-    video = batch["video"].numpy()
+    video = pixels_to_model_range(batch["video"]).numpy()
     colour, _, direction = attributes_of(batch["label"].numpy())
     mask = object_mask(video).astype(np.float64)
     mean_rgb = (video * mask[:, None]).sum((2, 3, 4)) / mask[:, None].sum((2, 3, 4))  # [N, 3]
@@ -122,7 +124,7 @@ def test_audio_pitch_follows_colour_and_beep_rate_follows_shape(batch):
 
 
 def test_same_label_clips_are_closer_than_different_label_clips(batch):
-    video = batch["video"].numpy()
+    video = pixels_to_model_range(batch["video"]).numpy()
     mask = object_mask(video).astype(np.float64)
     feature = (video * mask[:, None]).sum((2, 3, 4)) / mask[:, None].sum((2, 3, 4))  # [N, 3] object colour
     distance = np.linalg.norm(feature[:, None] - feature[None], axis=-1)
@@ -147,7 +149,8 @@ def test_decoding_keeps_the_generated_signals(clips, batch):
     made = generate_clips(split="train", num_clips=192, candidates=5, no_text_fraction=0.0, seed=0, **SMALL)
     video = made["video"].astype(np.float32) / 127.5 - 1  # [N, 3, T, H, W]
     audio = made["audio"].astype(np.float32) / 32767
-    assert np.abs(batch["video"].numpy() - video).mean() < 0.15  # the pixel noise is what the codec smooths
+    decoded = pixels_to_model_range(batch["video"]).numpy()
+    assert np.abs(decoded - video).mean() < 0.15  # the pixel noise is what the codec smooths
     assert np.abs(batch["audio"].numpy() - audio).mean() < 0.03
 
 

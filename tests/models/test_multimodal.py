@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from vatt.models.heads import FineAndCoarseVideoHead, LinearHead
-from vatt.models.multimodal import MultimodalModel, Tower
+from vatt.models.multimodal import MultimodalModel, Tower, pixels_to_model_range
 from vatt.models.patch_tokenizers import VideoPatchTokenizer, WaveformPatchTokenizer
 from vatt.models.t5 import T5TextEncoder
 from vatt.models.transformer import VisionTransformer
@@ -44,6 +44,19 @@ def test_outputs_per_modality_and_space_with_text_lists_reshaped_back():
     assert out["video"]["va"].shape == (3, 6) and out["video"]["vt"].shape == (3, 4)
     assert out["audio"]["va"].shape == (3, 6)
     assert out["text"]["vt"].shape == (3, 2, 4)
+
+
+def test_uint8_video_is_pixels_mapped_to_minus_one_one_on_the_way_in():
+    model = specific_model().eval()
+    pixels = torch.randint(0, 256, (3, 3, 4, 8, 8), dtype=torch.uint8)  # what the datasets give
+    scaled = pixels.float() / 127.5 - 1
+    assert float(pixels_to_model_range(torch.tensor([0, 255], dtype=torch.uint8)).min()) == -1.0
+    torch.testing.assert_close(pixels_to_model_range(pixels), scaled)
+    views = pixels.unsqueeze(1).expand(3, 2, 3, 4, 8, 8)  # evaluation views [B, V, ...] too
+    for inputs, floats in ((pixels, scaled), (views, scaled.unsqueeze(1).expand(3, 2, 3, 4, 8, 8))):
+        torch.testing.assert_close(model({"video": inputs})["video"]["vt"], model({"video": floats})["video"]["vt"])
+    audio = torch.rand(3, 32)
+    assert pixels_to_model_range(audio) is audio  # float inputs pass through
 
 
 def test_text_lists_are_embedded_independently():

@@ -121,7 +121,7 @@ def clip_settings(values: dict[str, Any], **defaults: Any) -> ClipSettings:
 
 @dataclass
 class Clip:
-    """One sample's signals. Training: video [3, T, S, S], audio [A]. Evaluation: a leading view axis
+    """One sample's signals. Training: video uint8 [3, T, S, S], audio [A]. Evaluation: a leading view axis
     V = clips·crops when V > 1. `windows` holds each clip's (start, end) in seconds."""
     video: torch.Tensor | None
     audio: torch.Tensor | None
@@ -206,7 +206,7 @@ class ClipReader:
         video = audio = None
         if videos:
             views = [transforms.spatial_views(frames, s.size, s.crops) for frames in videos]  # [crops, T, 3, S, S]
-            video = torch.stack([transforms.to_model_range(v) for clip in views for v in clip])  # [V, 3, T, S, S]
+            video = torch.stack([transforms.to_clip_layout(v) for clip in views for v in clip])  # [V, 3, T, S, S]
         if sounds:
             audio = torch.from_numpy(np.stack([a for a in sounds for _ in range(s.crops)]))  # [V, A]
         if s.views == 1:
@@ -220,7 +220,7 @@ class ClipReader:
         if s.flip and rng.random() < 0.5:
             video = video.flip(-1)
         return transforms.color_jitter(video, rng, brightness=s.brightness, saturation=s.saturation, hue=s.hue,
-                                       contrast=s.contrast)  # [3, T, S, S] in [-1, 1]
+                                       contrast=s.contrast)  # uint8 [3, T, S, S]
 
     # decoding, with the optional in-memory cache of whole short files -----------------------------------
     def _open(self, path: str):

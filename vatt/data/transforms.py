@@ -1,8 +1,10 @@
 """Clip augmentation and evaluation views as torch ops (no torchvision).
 
-Frames come in as decoded, uint8 [T, H, W, 3] and stay uint8 through cropping and resizing (torch's uint8
-antialiased resize is several times faster than the float one); the model's float video [3, T, h, w] in
-[-1, 1] is made in one last step. Training takes ONE random resized crop for the whole clip (so motion is not
+Frames come in as decoded, uint8 [T, H, W, 3] and stay uint8 from end to end: through cropping and resizing
+(torch's uint8 antialiased resize is several times faster than the float one), through the colour jitter
+(computed in float, rounded back to pixels) and out of the dataset as uint8 [3, T, h, w]. The model maps
+uint8 pixels to its [-1, 1] on the device (`vatt.models.multimodal`), so a clip crosses the DataLoader's
+shared memory and the host-to-device copy at a quarter of its float32 size. Training takes ONE random resized crop for the whole clip (so motion is not
 distorted), an optional horizontal flip and a colour jitter, all drawn from a numpy Generator so that a sample
 is a pure function of its seed. Evaluation resizes the short side and takes a centre crop or three crops
 along the long side.
@@ -10,8 +12,9 @@ along the long side.
 The colour jitter has the release's strengths (brightness ±32/255, saturation ±0.4, hue ±0.2, contrast
 ±0.4, in that order) but each step is a linear colour map: saturation blends with the luma, hue rotates
 around the grey axis (a third of a turn takes red to green, as in HSV), contrast blends with each frame's
-per-channel mean. Their composition is one 3×3 matrix and an offset per frame, applied in a single pass
-with the scaling to [-1, 1] folded in; the HSV round trip of tf.image costs ~20 passes over the clip.
+per-channel mean. Their composition is one 3×3 matrix and an offset per frame, applied in a single pass;
+the HSV round trip of tf.image costs ~20 passes over the clip. The release clips the result to [0, 1]; here
+it saturates to [0, 255] and is rounded to the nearest grey level, the resolution the decoded frames had.
 """
 
 from __future__ import annotations
@@ -106,22 +109,33 @@ def hue_matrix(turn: float) -> torch.Tensor:
             + (1 - math.cos(angle)) * torch.outer(axis, axis))
 
 
+PLANE_VALUES = 2**18  # floats of the scratch plane (1 MiB): stays in cache, reused for every block of frames
+
+
 def _apply_colour_map(video: torch.Tensor, matrix: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
-    """out[c, t] = clamp(Σ_d matrix[c, d]·video[t, d] + offset[t, c], -1, 1): uint8 [T, 3, H, W] → float
-    [3, T, H, W], one pass per channel."""
-    frames = video.shape[0]
-    out = torch.empty((3, frames, *video.shape[-2:]))  # the only new buffer: fresh memory costs page faults
-    for c in range(3):
-        torch.add(offset[:, c].view(frames, 1, 1), video[:, 0], alpha=float(matrix[c, 0]), out=out[c])
-        out[c].add_(video[:, 1], alpha=float(matrix[c, 1]))  # reads uint8, accumulates in float
-        out[c].add_(video[:, 2], alpha=float(matrix[c, 2]))
-    return out.clamp_(-1.0, 1.0)
+    """out[c, t] = Σ_d matrix[c, d]·video[t, d] + offset[t, c], saturated to [0, 255] and rounded: uint8
+    [T, 3, H, W] → uint8 [3, T, H, W], block of frames by block through one small float plane."""
+    frames, height, width = video.shape[0], video.shape[-2], video.shape[-1]
+    out = torch.empty((3, frames, height, width), dtype=torch.uint8)
+    block = max(1, PLANE_VALUES // (height * width))
+    scratch = torch.empty((block, height, width))
+    weights = matrix.tolist()
+    offset = offset + 0.5  # then the truncating cast to uint8 rounds to the nearest value
+    for first in range(0, frames, block):
+        pixels = video[first : first + block]  # [b, 3, H, W]
+        plane = scratch[: len(pixels)]
+        for c in range(3):
+            torch.add(offset[first : first + block, c].view(-1, 1, 1), pixels[:, 0], alpha=weights[c][0], out=plane)
+            plane.add_(pixels[:, 1], alpha=weights[c][1])  # reads uint8, accumulates in float
+            plane.add_(pixels[:, 2], alpha=weights[c][2])
+            out[c, first : first + block].copy_(plane.clamp_(0.0, 255.0))
+    return out
 
 
 def color_jitter(video: torch.Tensor, rng: np.random.Generator, *, brightness: float = 32 / 255,
                  saturation: float = 0.4, hue: float = 0.2, contrast: float = 0.4) -> torch.Tensor:
-    """Jitter a uint8 clip [T, 3, H, W] with one draw for the whole clip and return the model's float
-    [3, T, H, W] in [-1, 1]. A zero strength leaves its step out (and its draw)."""
+    """Jitter a uint8 clip [T, 3, H, W] with one draw for the whole clip; returns uint8 [3, T, H, W]. A zero
+    strength leaves its step out (and its draw)."""
     delta = rng.uniform(-brightness, brightness) if brightness else 0.0
     mix = torch.eye(3, dtype=torch.float64)
     if saturation:
@@ -130,19 +144,19 @@ def color_jitter(video: torch.Tensor, rng: np.random.Generator, *, brightness: f
         mix = hue_matrix(rng.uniform(-hue, hue)) @ mix
     spread = rng.uniform(1 - contrast, 1 + contrast) if contrast else 1.0
     # On x in [0, 1]: y = spread·mix·(x + delta) + (1 - spread)·mean(mix·(x + delta)); grey stays grey under
-    # mix, so mix·delta = delta. Scaled to [-1, 1]: 2y - 1 = A·pixel + offset with pixel = 255·x.
+    # mix, so mix·delta = delta. In pixels (255·x): 255·y = spread·mix·pixel + offset.
     frames, pixels = video.shape[0], video.shape[-2] * video.shape[-1]
     # numpy's integer sum of flat uint8 rows is ~8x faster than torch's sum with a dtype cast
     sums = video.contiguous().view(frames * 3, pixels).numpy().sum(1, dtype=np.uint32 if pixels < 2**24 else np.uint64)
     mean = torch.from_numpy(sums.astype(np.float64)).view(frames, 3) / (255 * pixels)  # [T, 3] in [0, 1]
-    matrix = (2 * spread / 255) * mix
-    offset = 2 * delta + 2 * (1 - spread) * mean @ mix.T - 1  # [T, 3]
+    matrix = spread * mix
+    offset = 255 * (delta + (1 - spread) * mean @ mix.T)  # [T, 3]
     return _apply_colour_map(video, matrix, offset.float())
 
 
-def to_model_range(video: torch.Tensor) -> torch.Tensor:
-    """uint8 [T, 3, H, W] → the model's float [3, T, H, W] in [-1, 1]."""
-    return video.transpose(0, 1).float().mul_(2 / 255).sub_(1).contiguous()
+def to_clip_layout(video: torch.Tensor) -> torch.Tensor:
+    """uint8 [T, 3, H, W] → the datasets' uint8 [3, T, H, W] (contiguous)."""
+    return video.transpose(0, 1).contiguous()
 
 
 def add_audio_noise(audio: torch.Tensor, rng: np.random.Generator, scale: float = 0.01) -> torch.Tensor:

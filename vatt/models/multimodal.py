@@ -52,11 +52,21 @@ class Tower(nn.Module):
         return feature
 
 
+def pixels_to_model_range(x: torch.Tensor) -> torch.Tensor:
+    """uint8 batch entries are pixels (the datasets' video, uint8 so that it crosses shared memory and the
+    host-to-device copy at a quarter of the float32 size): mapped to the towers' float [-1, 1] here, on the
+    device; anything else passes through."""
+    if x.dtype != torch.uint8:
+        return x
+    return x.to(torch.float32).mul_(2 / 255).sub_(1)
+
+
 class MultimodalModel(nn.Module):
     """Towers and heads by modality: ``forward(batch) -> {modality: {space: Tensor}}``.
 
     A batch entry may carry leading dims beyond the batch (text ``[B, L, W]``): they are flattened for the
     tower and head and restored on the outputs (``[B, L, d]``). Batch keys that name no tower are ignored.
+    A uint8 entry holds pixels and reaches the tower as float in [-1, 1] (`pixels_to_model_range`).
     ``inputs`` maps a modality to the batch key it reads when the two differ (a motion modality computed
     from ``video``); by default each modality reads the batch entry of its own name.
     """
@@ -104,6 +114,7 @@ class MultimodalModel(nn.Module):
             raise ValueError(f"batch[{self.inputs[name]!r}] must have a batch dim before its {sample_ndim}-d samples, "
                              f"got shape {tuple(x.shape)}")
         lead = x.shape[: x.ndim - sample_ndim]
+        x = pixels_to_model_range(x)
         feature = self.towers[name](x.reshape(-1, *x.shape[len(lead):]))  # [prod(lead), D]
         if not with_head:
             return feature.reshape(*lead, -1)  # [*lead, D]
