@@ -2,10 +2,10 @@
 
 Layouts (manifest, HowTo100M, Kinetics, ...) only parse their index files into `ClipEntry`s; cutting,
 decoding, augmenting, tokenizing and labelling happen here, the same way for all of them. Samples follow
-docs/architecture.md: "video" float [3, T, H, W] in [-1, 1], "audio" float [A], "audio_mask" bool (False
-when the file has no sound), "text" int64 [L, W] with "text_mask" and "caption" for captioned sets, "label"
-int64 (-1 when an entry has none) or "labels" float multi-hot [C] for labelled ones. Evaluation samples
-carry a leading view axis when clips·crops > 1.
+docs/architecture.md: "video" uint8 [3, T, H, W] (pixels; the model maps them to [-1, 1]), "audio" float
+[A], "audio_mask" bool (False when the file has no sound), "text" int64 [L, W] with "text_mask" and
+"caption" for captioned sets, "label" int64 (-1 when an entry has none) or "labels" float multi-hot [C] for
+labelled ones. Evaluation samples carry a leading view axis when clips·crops > 1.
 """
 
 from __future__ import annotations
