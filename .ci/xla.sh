@@ -13,10 +13,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VATT_XLA_VENV:-$ROOT/.venv-xla}"
 PYTHON="${PYTHON:-python3}"
 
-if ! "$VENV/bin/python" -c "import torch_xla, pytest, hypothesis, av, yaml, tensorboard" 2>/dev/null; then
+if ! "$VENV/bin/python" -c "import torch_xla, pytest, hypothesis, av, simplejpeg, yaml, tensorboard" 2>/dev/null; then
   echo "xla lane: creating $VENV with torch 2.9.0 and torch_xla 2.9.0"
   "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet "torch==2.9.0" "torch_xla==2.9.0" numpy pyyaml tensorboard av pytest hypothesis
+  "$VENV/bin/pip" install --quiet "torch==2.9.0" "torch_xla==2.9.0" numpy pyyaml tensorboard av simplejpeg pytest hypothesis
 fi
 
 cd "$ROOT"
