@@ -1,6 +1,6 @@
 """Data-loading throughput for the pre-training clip; prints JSON.
 
-    python benchmarks/data.py [--quick] [--seconds 20] [--rounds 3] [--out DIR] [--content noise|smooth]
+    python benchmarks/data.py [--quick] [--seconds 96] [--rounds 3] [--out DIR] [--content noise|smooth]
 
 One process, one torch thread (what one DataLoader worker gets), clips per second for the paper's
 pre-training clip: 32 frames at 10 fps cropped and resized to 224², 3.2 s of mono audio at 48 kHz,
@@ -114,7 +114,8 @@ def rates(samples, clips: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a short source and few clips (a smoke run)")
-    parser.add_argument("--seconds", type=float, default=24.0, help="length of the generated source video")
+    parser.add_argument("--seconds", type=float, default=96.0,
+                        help="length of the generated source video (46 clip sources: one epoch of the stream)")
     parser.add_argument("--clips", type=int, default=12, help="clips per round and variant")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", default=None, help="folder for the source and shards (default: a temp dir)")
