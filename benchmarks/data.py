@@ -167,6 +167,7 @@ def main() -> None:
         "loader_worker_clips_per_wall_s": round(worker_rate, 2),
         "target_per_core": TARGET_PER_CORE,
         "packed_vs_target": round(best["packed_shards"][0] / TARGET_PER_CORE, 3),
+        "loader_worker_vs_target": round(worker_rate / TARGET_PER_CORE, 3),
         "packed_vs_decode": round(best["packed_shards"][0] / best["decode_video"][0], 2),
     }
     print(json.dumps(report, indent=1))

@@ -24,4 +24,6 @@ def test_the_data_benchmark_reports_every_variant(tmp_path, content):
     packed, decoded = report["clips_per_cpu_s"]["packed_shards"], report["clips_per_cpu_s"]["decode_video"]
     assert report["packed_vs_target"] == pytest.approx(packed / report["target_per_core"], abs=1e-3)
     assert report["packed_vs_decode"] == pytest.approx(packed / decoded, abs=0.01)
+    worker = report["loader_worker_clips_per_wall_s"]  # the training path, through a DataLoader worker
+    assert worker > 0 and report["loader_worker_vs_target"] == pytest.approx(worker / 17.0, abs=1e-3)
     assert any((tmp_path / "shards").glob("*.tar"))  # the shards were really packed and read
