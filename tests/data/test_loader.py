@@ -10,7 +10,8 @@ import torch
 from torch.utils.data import Dataset, IterableDataset
 
 from vatt.data.datasets.manifest import ManifestDataset
-from vatt.data.loader import DataError, make_loader, read_once
+from vatt.data.failures import DataError
+from vatt.data.loader import make_loader, read_once
 from vatt.data.replicas import SMALL_CLIPS, manifest as make_manifest
 
 

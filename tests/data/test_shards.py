@@ -13,7 +13,8 @@ from torch.utils.data import DataLoader
 from vatt.data import shards
 from vatt.data.__main__ import main
 from vatt.data.datasets.manifest import ManifestDataset
-from vatt.data.loader import DataError, make_loader
+from vatt.data.failures import DataError
+from vatt.data.loader import make_loader
 from vatt.data.replicas import REPLICAS
 from vatt.data.sampler import collate
 

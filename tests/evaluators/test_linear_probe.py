@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from vatt.data.loader import DataError
+from vatt.data.failures import DataError
 from vatt.evaluators import linear_probe
 from vatt.evaluators.linear_probe import LinearProbe, LowRankClassifier, fit_linear_svm, fit_low_rank
 from vatt.registry import get

@@ -17,11 +17,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import multiprocessing
-import os
 import random
-import re
-from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
@@ -29,46 +25,17 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from vatt.data.decode import MediaError
+from vatt.data.failures import (DEFAULT_MAX_FAILURE_RATE, DataError, Failure, FailureCounter, ReadingTable,
+                                check_failure_rate, note_reading)
 from vatt.data.sampler import SampleKey, StepBatchSampler, collate
-from vatt.registry import UserError
 
 log = logging.getLogger("vatt.data")
-SLOT_BYTES = 1024  # room for the path each worker is reading
-SHOWN_PATHS = 5
-DEFAULT_MAX_FAILURE_RATE = 0.01
-CHECK_HINT = "run `python -m vatt.data check` on the dataset to list every unreadable file"
-
-
-class DataError(UserError):
-    """Too many unreadable samples: the data, not the code, needs fixing."""
-
-
-@dataclass(frozen=True)
-class Failure:
-    index: Any  # the sample's index (a stream's: its name)
-    path: str
-    reason: str
 
 
 def describe(dataset: Dataset, key: Any) -> str:
     source = getattr(dataset, "source", None)
     index = key.index if isinstance(key, SampleKey) else key
     return source(key) if callable(source) else f"sample {index}"
-
-
-_READING: dict[str, Any] = {}  # in a DataLoader worker: the shared table of what each worker is reading
-
-
-def note_reading(where: str) -> None:
-    """Note in the shared table that this DataLoader worker now reads `where`, so that if the worker dies
-    outright the error can name it; does nothing outside a worker started by this module's loaders."""
-    info = torch.utils.data.get_worker_info()
-    slots = _READING.get("slots")
-    if info is None or slots is None:
-        return
-    data = where.encode("utf-8", "replace")[: SLOT_BYTES - 1] + b"\0"
-    start = info.id * SLOT_BYTES
-    slots[start : start + len(data)] = data
 
 
 class _Guarded(Dataset):
@@ -91,6 +58,11 @@ class _Guarded(Dataset):
             raise RuntimeError(f"data loading failed while reading {where}: {type(exc).__name__}: {exc}") from exc
 
 
+def _explain_crash(exc: RuntimeError, table: ReadingTable | None) -> None:
+    if table is not None:
+        table.explain_crash(exc)
+
+
 def _collate_kept(items: list, collate_fn: Callable = collate) -> tuple[Any, list[Failure]]:
     failures = [item for item in items if isinstance(item, Failure)]
     kept = [item for item in items if not isinstance(item, Failure)]
@@ -102,7 +74,7 @@ class _SeedWorker:
     seeded generator), so code using global RNGs is reproducible too; records the worker's pid and installs
     the table of what each worker reads (see `note_reading`)."""
 
-    def __init__(self, table: "_ReadingTable | None"):
+    def __init__(self, table: ReadingTable | None):
         self.table = table
 
     def __call__(self, worker_id: int) -> None:
@@ -110,86 +82,7 @@ class _SeedWorker:
         np.random.seed(seed)
         random.seed(seed)
         if self.table is not None:
-            self.table.pids[worker_id] = os.getpid()
-            _READING["slots"] = self.table.slots
-
-
-@dataclass(frozen=True)
-class _ReadingTable:
-    """Shared memory the workers write what they read into (`slots`, SLOT_BYTES each) and their `pids`."""
-    slots: Any
-    pids: Any
-
-    @classmethod
-    def for_workers(cls, num_workers: int) -> "_ReadingTable | None":
-        if not num_workers:
-            return None
-        context = multiprocessing.get_context()
-        return cls(context.Array("c", SLOT_BYTES * num_workers, lock=False),
-                   context.Array("q", num_workers, lock=False))
-
-    def explain_crash(self, exc: RuntimeError) -> None:
-        """Re-raise a DataLoader's "worker (pid N) exited unexpectedly" naming what that worker was reading."""
-        found = re.search(r"DataLoader worker \(pids?(?:\(s\))? ([\d, ]+)\)", str(exc))
-        if found is None:
-            return
-        for pid in (int(p) for p in re.findall(r"\d+", found.group(1))):
-            for worker_id, known in enumerate(self.pids):
-                if known == pid:
-                    raw = bytes(self.slots[worker_id * SLOT_BYTES : (worker_id + 1) * SLOT_BYTES])
-                    path = raw.split(b"\0", 1)[0].decode("utf-8", "replace")
-                    raise RuntimeError(f"data loader worker {worker_id} (pid {pid}) died while reading "
-                                       f"{path}") from exc
-
-
-def _explain_crash(exc: RuntimeError, table: _ReadingTable | None) -> None:
-    if table is not None:
-        table.explain_crash(exc)
-
-
-class FailureCounter:
-    """The distinct failed samples of one read: each is logged once with its path; more than
-    `max_failure_rate` of `total` stops the read with `DataError` naming the count and the first files."""
-
-    def __init__(self, total: int, max_failure_rate: float = DEFAULT_MAX_FAILURE_RATE, *, what: str = "",
-                 hint: str = CHECK_HINT):
-        check_failure_rate(max_failure_rate)
-        self.total = total
-        self.max_failure_rate = max_failure_rate
-        self.what = what  # e.g. "evaluation of msrvtt": prefixes the messages
-        self.hint = hint
-        self.failures: dict[Any, Failure] = {}  # distinct failed sample → its first failure
-        self.count = 0  # failed samples; an entry may stand for several (the rest of a truncated shard)
-
-    def __len__(self) -> int:
-        return self.count
-
-    def add(self, key: Any, path: str, reason: str, *, samples: int = 1, check: bool = True) -> None:
-        """Count sample `key` (or `samples` samples lost together) as failed, unless already counted; then
-        `check` the share unless told not to (a batch's failures are all counted first)."""
-        if key not in self.failures:
-            self.failures[key] = Failure(key, path, reason)
-            self.count += samples
-            where = f"{self.what}: " if self.what else ""
-            lost = f"{samples} samples" if samples != 1 else f"sample {key}" if isinstance(key, int) else "sample"
-            log.warning("%sskipping unreadable %s: %s: %s", where, lost, path, reason)
-        if check:
-            self.check()
-
-    def check(self) -> None:
-        if self.count > self.max_failure_rate * self.total:
-            shown = list(self.failures.values())[:SHOWN_PATHS]
-            lines = "\n".join(f"    {f.path}: {f.reason}" for f in shown)
-            where = f"{self.what}: " if self.what else ""
-            raise DataError(
-                f"{where}{self.count} of {self.total} samples could not be read, more than the allowed "
-                f"{self.max_failure_rate:.2%} (max_failure_rate); the first ones:\n{lines}\n{self.hint}")
-
-
-def check_failure_rate(max_failure_rate: Any) -> None:
-    if isinstance(max_failure_rate, bool) or not isinstance(max_failure_rate, (int, float)) \
-            or not 0 <= max_failure_rate <= 1:
-        raise ValueError(f"max_failure_rate must be in [0, 1], got {max_failure_rate!r}")
+            self.table.attach(worker_id)
 
 
 def _guarded_loader(dataset: Dataset, batches: Iterable[list], *, num_workers: int, collate_fn: Callable = collate,
@@ -199,7 +92,7 @@ def _guarded_loader(dataset: Dataset, batches: Iterable[list], *, num_workers: i
     (batch or None, failures), with the table of what each worker reads: (loader, table)."""
     if not isinstance(num_workers, int) or num_workers < 0:
         raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
-    table = _ReadingTable.for_workers(num_workers)
+    table = ReadingTable.for_workers(num_workers)
     options: dict[str, Any] = {"prefetch_factor": prefetch_factor} if num_workers and prefetch_factor else {}
     loader = DataLoader(_Guarded(dataset), batch_sampler=batches,
                         collate_fn=functools.partial(_collate_kept, collate_fn=collate_fn),
@@ -211,7 +104,7 @@ def _guarded_loader(dataset: Dataset, batches: Iterable[list], *, num_workers: i
 class Batches:
     """Iterator of collated batches (dicts) from `start_step` on; see `make_loader`."""
 
-    def __init__(self, dataset: Dataset, loader: DataLoader, max_failure_rate: float, table: _ReadingTable | None):
+    def __init__(self, dataset: Dataset, loader: DataLoader, max_failure_rate: float, table: ReadingTable | None):
         self.dataset = dataset
         self.counter = FailureCounter(len(dataset), max_failure_rate)
         self._table = table
@@ -309,7 +202,7 @@ def _stream_batches(dataset: IterableDataset, *, batch_size: int, start_step: in
                     drop_last: bool, generator: torch.Generator) -> Iterator[dict]:
     steps_per_epoch = max(1, getattr(dataset, "num_clips", batch_size) // batch_size)
     epoch = start_step // steps_per_epoch
-    table = _ReadingTable.for_workers(num_workers)
+    table = ReadingTable.for_workers(num_workers)
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate, drop_last=drop_last,
                         num_workers=num_workers, worker_init_fn=_SeedWorker(table), generator=generator)
     while True:

@@ -12,7 +12,7 @@ Packing is resumable (a finished shard is kept: it is written under a temporary 
 shards in parallel worker processes. `ShardDataset` (registered as "shards") streams the shards back: it
 splits them over distributed ranks and DataLoader workers without overlap, shuffles samples in a buffer,
 decodes only the JPEGs the clip needs and cuts, augments and labels clips exactly as the file datasets do.
-Unreadable samples follow the loader's policy (`vatt.data.loader.FailureCounter`): a corrupt member is
+Unreadable samples follow the data's failure policy (`vatt.data.failures`): a corrupt member is
 skipped, counted and logged as `SHARD:KEY`, a shard that breaks off (truncated, missing) loses the samples
 it still held, and a reader stops with `DataError` once more than `max_failure_rate` of its samples failed.
 """
@@ -41,7 +41,7 @@ from vatt.data.captions import Caption
 from vatt.data.datasets.base import ClipEntry, SampleMaker, settings_from, tokenizer_for, with_clip_settings
 from vatt.data.datasets.manifest import read_manifest
 from vatt.data.decode import EPSILON, MediaError, MediaFile, MediaInfo, pick_frames
-from vatt.data.loader import DEFAULT_MAX_FAILURE_RATE, FailureCounter, check_failure_rate, note_reading
+from vatt.data.failures import DEFAULT_MAX_FAILURE_RATE, FailureCounter, check_failure_rate, note_reading
 from vatt.registry import register
 
 log = logging.getLogger("vatt.data")

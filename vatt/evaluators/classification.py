@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import torch
-from vatt.data.loader import DEFAULT_MAX_FAILURE_RATE, check_failure_rate, read_once
+from vatt.data.failures import DEFAULT_MAX_FAILURE_RATE, check_failure_rate
+from vatt.data.loader import read_once
 from vatt.metrics import multilabel_metrics, topk_accuracy
 from vatt.registry import register
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from vatt.data.loader import DEFAULT_MAX_FAILURE_RATE, check_failure_rate
+from vatt.data.failures import DEFAULT_MAX_FAILURE_RATE, check_failure_rate
 from vatt.evaluators.classification import check_targets, gather_outputs
 from vatt.metrics import topk_accuracy
 from vatt.registry import register

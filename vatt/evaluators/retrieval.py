@@ -18,7 +18,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from vatt.data.loader import DEFAULT_MAX_FAILURE_RATE, check_failure_rate, read_once
+from vatt.data.failures import DEFAULT_MAX_FAILURE_RATE, check_failure_rate
+from vatt.data.loader import read_once
 from vatt.metrics import retrieval_metrics
 from vatt.registry import register
 
