@@ -39,7 +39,8 @@ from vatt.data.datasets.manifest import ManifestDataset  # noqa: E402
 from vatt.data.loader import make_loader  # noqa: E402
 from vatt.data.encode import write_video  # noqa: E402
 from vatt.data.sampler import SampleKey  # noqa: E402
-from vatt.data.shards import ShardDataset, pack_manifest  # noqa: E402
+from vatt.data.pack import pack_manifest  # noqa: E402
+from vatt.data.shards import ShardDataset  # noqa: E402
 from vatt.data.text import Vocabulary, build_vocabulary  # noqa: E402
 
 TARGET_PER_CORE = 17.0

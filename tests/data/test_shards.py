@@ -15,6 +15,7 @@ from vatt.data.__main__ import main
 from vatt.data.datasets.manifest import ManifestDataset
 from vatt.data.failures import DataError
 from vatt.data.loader import make_loader
+from vatt.data.pack import pack_manifest
 from vatt.data.replicas import REPLICAS
 from vatt.data.sampler import collate
 
@@ -26,7 +27,7 @@ READ = dict(frames=4, size=16, audio_rate=8000)
 def packed(tmp_path_factory):
     root = tmp_path_factory.mktemp("shards")
     kwargs = REPLICAS["manifest"](root / "source")
-    counts = shards.pack_manifest(kwargs["path"], root / "packed", workers=2, **PACK)
+    counts = pack_manifest(kwargs["path"], root / "packed", workers=2, **PACK)
     return root / "packed", kwargs, counts
 
 
@@ -47,10 +48,10 @@ def test_shards_follow_the_webdataset_layout(packed):
 def test_packing_resumes_without_redoing_finished_shards(packed, tmp_path):
     folder, kwargs, _ = packed
     (folder / "shard-000001.tar").unlink()  # as if the run had stopped before the last shard
-    assert shards.pack_manifest(kwargs["path"], folder, **PACK)["reused"] == 1
+    assert pack_manifest(kwargs["path"], folder, **PACK)["reused"] == 1
     assert (folder / "shard-000001.tar").is_file() and not list(folder.glob("*.partial"))
     with pytest.raises(ValueError, match="other settings"):
-        shards.pack_manifest(kwargs["path"], folder, **{**PACK, "fps": 25})
+        pack_manifest(kwargs["path"], folder, **{**PACK, "fps": 25})
 
 
 def test_streamed_samples_match_the_manifest_dataset_in_evaluation(packed):

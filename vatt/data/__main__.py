@@ -108,7 +108,7 @@ def check(args: argparse.Namespace) -> int:
 
 
 def pack(args: argparse.Namespace) -> int:
-    from vatt.data.shards import pack_manifest
+    from vatt.data.pack import pack_manifest
     written = pack_manifest(args.manifest, args.out, fps=args.fps, size=args.size, audio_rate=args.audio_rate,
                             clips_per_shard=args.clips_per_shard, workers=args.workers, qscale=args.qscale)
     print(f"{written['clips']} clips in {written['shards']} shards under {args.out} "

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from vatt.data.encode import write_audio, write_image, write_video
-from vatt.data.shards import pack_manifest
+from vatt.data.pack import pack_manifest
 from vatt.data.text import Vocabulary, build_vocabulary
 
 FPS = 10
