@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vatt.data.datasets.manifest import ManifestDataset  # noqa: E402
-from vatt.data.loader import make_loader  # noqa: E402
 from vatt.data.encode import write_video  # noqa: E402
+from vatt.data.loader import make_loader  # noqa: E402
 from vatt.data.sampler import SampleKey  # noqa: E402
 from vatt.data.pack import pack_manifest  # noqa: E402
 from vatt.data.shards import ShardDataset  # noqa: E402
@@ -161,7 +161,8 @@ def main() -> None:
     report = {
         "clip": {**CLIP, "audio_samples": 153600, "augmentation": True},
         "source": {"width": WIDTH, "height": HEIGHT, "fps": SOURCE_FPS, "seconds": args.seconds,
-                   "codec": "H.264 + AAC", "content": args.content, "generate_s": round(made, 2), "pack_s": round(packed, 2)},
+                   "codec": "H.264 + AAC", "content": args.content, "generate_s": round(made, 2),
+                   "pack_s": round(packed, 2)},
         "threads": 1, "rounds": args.rounds, "clips_per_round": args.clips,
         "clips_per_cpu_s": {name: round(cpu, 2) for name, (cpu, _) in best.items()},
         "clips_per_wall_s": {name: round(wall, 2) for name, (_, wall) in best.items()},

@@ -178,7 +178,8 @@ def test_a_worker_killed_while_reading_a_shard_names_the_shard_and_sample(packed
         os.kill(os.getpid(), signal.SIGKILL)
 
     monkeypatch.setattr(shards.PackedClip, "entry", decoder_crash)
-    with pytest.raises(RuntimeError, match=r"worker 0 \(pid \d+\) died while reading \S*shard-00000\d\.tar:00000000\d$"):
+    died = r"worker 0 \(pid \d+\) died while reading \S*shard-00000\d\.tar:00000000\d$"  # the shard and sample
+    with pytest.raises(RuntimeError, match=died):
         next(make_loader(dataset, batch_size=2, num_workers=1))
 
 

@@ -163,13 +163,8 @@ def test_multi_hot_sets_are_refused():
         linear_probe.extract_features(Features(), MultiHot(4, seed=0), modality="video")
 
 
-class PixelFeatures(nn.Module):
+class PixelFeatures(Features):
     """Frozen 'tower' over real clips: 16 of the clip's voxels."""
-
-    def __init__(self):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(()))
-        self.inputs = {"video": "video"}
 
     def features(self, batch, modalities=("video",)):
         video = batch["video"]  # [B, (V,) 3, T, H, W]

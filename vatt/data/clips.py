@@ -29,8 +29,9 @@ class ClipSettings:
 
     `train=None` lets a dataset decide from its split. `audio_samples=None` means the clip's span at
     `audio_rate`. `pad_short_audio` (audio-only reading) lets a recording shorter than `audio_samples` be read
-    from its start and zero-padded, e.g. ESC-50's 5 s recordings for a tower trained on 6.4 s. `cache_mb` > 0 keeps whole decoded short files (up to WHOLE_FILE_SPANS spans) in memory
-    within each process, for small datasets read many times (the synthetic one).
+    from its start and zero-padded, e.g. ESC-50's 5 s recordings for a tower trained on 6.4 s. `cache_mb` > 0
+    keeps whole decoded short files (up to WHOLE_FILE_SPANS spans) in memory within each process, for small
+    datasets read many times (the synthetic one).
     """
     frames: int = 32
     size: int = 224

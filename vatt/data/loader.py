@@ -87,7 +87,7 @@ class _SeedWorker:
 
 def _guarded_loader(dataset: Dataset, batches: Iterable[list], *, num_workers: int, collate_fn: Callable = collate,
                     generator: torch.Generator | None = None, prefetch_factor: int | None = None,
-                    pin_memory: bool = False) -> tuple[DataLoader, Any, Any]:
+                    pin_memory: bool = False) -> tuple[DataLoader, ReadingTable | None]:
     """A DataLoader over `batches` of keys whose items are samples or `Failure`s, collated as
     (batch or None, failures), with the table of what each worker reads: (loader, table)."""
     if not isinstance(num_workers, int) or num_workers < 0:
@@ -165,7 +165,7 @@ class OnePass:
         size = len(self.dataset)
         keys = [list(range(start, min(start + self.batch_size, size))) for start in range(0, size, self.batch_size)]
         loader, table = _guarded_loader(self.dataset, keys, num_workers=self.num_workers,
-                                              collate_fn=self.collate_fn)
+                                        collate_fn=self.collate_fn)
         iterator = iter(loader)
         for batch_keys in keys:  # the loader keeps the order of its batches
             try:
@@ -279,6 +279,6 @@ def make_loader(dataset: Dataset, *, batch_size: int, seed: int = 0, start_step:
                                num_steps=num_steps, keyed=True)
     batches = shard(sampler) if shard is not None else sampler
     loader, table = _guarded_loader(dataset, batches, num_workers=num_workers, generator=generator,
-                                          prefetch_factor=prefetch_factor, pin_memory=pin_memory)
+                                    prefetch_factor=prefetch_factor, pin_memory=pin_memory)
     rate = DEFAULT_MAX_FAILURE_RATE if max_failure_rate is None else max_failure_rate
     return Batches(dataset, loader, rate, table)

@@ -37,6 +37,11 @@ INDEX = "index.json"
 PACK_VERSION = 1
 
 
+def frame_member(k: int) -> str:
+    """The suffix of a packed sample's k-th JPEG frame (its member is KEY.SUFFIX)."""
+    return f"{k:05d}.jpg"
+
+
 def _jpeg(frame: np.ndarray, qscale: int) -> bytes:
     encoder = av.codec.CodecContext.create("mjpeg", "w")
     encoder.width, encoder.height, encoder.pix_fmt = frame.shape[1], frame.shape[0], "yuvj420p"
@@ -72,7 +77,7 @@ def pack_entry(entry: ClipEntry, *, fps: float, size: int, audio_rate: int, qsca
     if frames is not None:
         video = transforms.resize_short_side(transforms.frames_tensor(frames), size)  # uint8 [T, 3, H, W]
         for k, frame in enumerate(video.permute(0, 2, 3, 1).numpy()):
-            members[f"{k:05d}.jpg"] = _jpeg(frame, qscale)
+            members[frame_member(k)] = _jpeg(frame, qscale)
     if sound is not None:
         members["wav"] = _wav(sound, audio_rate)
     meta = {"duration": end - begin, "fps": fps, "frames": count, "audio_rate": audio_rate, "source": entry.path,

@@ -27,7 +27,7 @@ from vatt.data.captions import Caption
 from vatt.data.datasets.base import ClipEntry, SampleMaker, settings_from, tokenizer_for, with_clip_settings
 from vatt.data.decode import EPSILON, MediaError, MediaInfo, pick_frames
 from vatt.data.failures import DEFAULT_MAX_FAILURE_RATE, FailureCounter, check_failure_rate, note_reading
-from vatt.data.pack import INDEX
+from vatt.data.pack import INDEX, frame_member
 from vatt.registry import register
 
 log = logging.getLogger("vatt.data")
@@ -69,7 +69,7 @@ class PackedClip:
                 raise MediaError(self.info.path, "has no video frames")
             wanted = np.searchsorted(self.frame_times, np.asarray(frame_times) + EPSILON, side="right") - 1
             needed = sorted(set(np.maximum(wanted, 0).tolist()))
-            pictures = decode_jpegs([self.members[f"{k:05d}.jpg"] for k in needed], self.info.path)  # [N, H, W, 3]
+            pictures = decode_jpegs([self.members[frame_member(k)] for k in needed], self.info.path)  # [N, H, W, 3]
             frames = pick_frames(self.frame_times[needed], pictures, frame_times, self.info.path, self.info)
         if audio_start is not None and self.info.has_audio:
             if rate != self.info.audio_rate:

@@ -4,10 +4,10 @@ Frames come in as decoded, uint8 [T, H, W, 3] and stay uint8 from end to end: th
 (torch's uint8 antialiased resize is several times faster than the float one), through the colour jitter
 (computed in float, rounded back to pixels) and out of the dataset as uint8 [3, T, h, w]. The model maps
 uint8 pixels to its [-1, 1] on the device (`vatt.models.multimodal`), so a clip crosses the DataLoader's
-shared memory and the host-to-device copy at a quarter of its float32 size. Training takes ONE random resized crop for the whole clip (so motion is not
-distorted), an optional horizontal flip and a colour jitter, all drawn from a numpy Generator so that a sample
-is a pure function of its seed. Evaluation resizes the short side and takes a centre crop or three crops
-along the long side.
+shared memory and the host-to-device copy at a quarter of its float32 size. Training takes ONE random
+resized crop for the whole clip (so motion is not distorted), an optional horizontal flip and a colour
+jitter, all drawn from a numpy Generator so that a sample is a pure function of its seed. Evaluation
+resizes the short side and takes a centre crop or three crops along the long side.
 
 The colour jitter has the release's strengths (brightness ±32/255, saturation ±0.4, hue ±0.2, contrast
 ±0.4, in that order) but each step is a linear colour map: saturation blends with the luma, hue rotates
