@@ -36,6 +36,18 @@ def test_video_tower_matches_table_1(capsys, name, expected):
     assert abs(video - expected) / expected < 0.01, video
 
 
+# Every model tensor of the release's real-size checkpoints (../shared/tf_reference/*_variables.txt), without
+# the BatchNorm running statistics (buffers in vatt) and the optimiser slots.
+RELEASE_PARAMETERS = {"pretrain_lbs": 431_721_260, "pretrain_mbs": 280_566_572, "pretrain_bbs": 213_538_092,
+                      "pretrain_ma_medium": 182_651_136}
+
+
+@pytest.mark.parametrize("name,expected", sorted(RELEASE_PARAMETERS.items()))
+def test_paper_configs_have_exactly_the_release_parameter_count(capsys, name, expected):
+    code, out, _ = run_cli(capsys, ROOT / "configs" / f"{name}.yaml", "--summary", "--json")
+    assert json.loads(out)["parameters"]["total"] == expected
+
+
 def test_modality_agnostic_shares_one_backbone(capsys):
     code, out, _ = run_cli(capsys, ROOT / "configs" / "pretrain_ma_medium.yaml", "--summary", "--json")
     counts = json.loads(out)["parameters"]

@@ -107,11 +107,14 @@ def test_features_are_the_agg_outputs_without_heads():
 
 def modality_agnostic_model():
     shared = vit(width=12)
-    towers = {"video": Tower(video_tokenizer(8), shared, droptoken_rate=0.5, adapter=True),
-              "audio": Tower(audio_tokenizer(6), shared, droptoken_rate=0.5, adapter=True),
-              "text": Tower(text_tokenizer(8, positions="absolute"), shared, adapter=True)}
-    heads = {"video": FineAndCoarseVideoHead(in_dim=12, va_dim=6, vt_dim=4),
-             "audio": LinearHead(in_dim=12, dim=6, space="va"), "text": LinearHead(in_dim=12, dim=4, space="vt")}
+    towers = {"video": Tower(VideoPatchTokenizer(dim=12, patch_size=(2, 4, 4), frames=4, size=8, dropout=0.0,
+                                                 pre_projection=True), shared, droptoken_rate=0.5, post_projection=10),
+              "audio": Tower(WaveformPatchTokenizer(dim=12, patch_size=4, samples=32, dropout=0.0,
+                                                    pre_projection=True), shared, droptoken_rate=0.5,
+                             post_projection=10),
+              "text": Tower(text_tokenizer(12, pre_projection=True), shared, post_projection=10)}
+    heads = {"video": FineAndCoarseVideoHead(in_dim=10, va_dim=6, vt_dim=4),
+             "audio": LinearHead(in_dim=10, dim=6, space="va"), "text": LinearHead(in_dim=10, dim=4, space="vt")}
     return MultimodalModel(towers, heads), shared
 
 
@@ -119,7 +122,7 @@ def test_shared_backbone_is_counted_once():
     model, shared = modality_agnostic_model()
     counts = model.parameter_counts()
     assert "video/backbone" not in counts and counts["shared/backbone"] == sum(p.numel() for p in shared.parameters())
-    assert counts["video/adapter"] == (8 * 12 + 12) + (12 * 12 + 12)
+    assert counts["video/post_projection"] == 12 * 10 + 10
     assert counts["total"] == sum(v for k, v in counts.items() if k != "total")
     assert counts["total"] == sum(p.numel() for p in model.parameters())
 
@@ -139,8 +142,36 @@ def test_specific_model_counts_each_part():
     assert counts["total"] == sum(v for k, v in counts.items() if k != "total")
 
 
-def test_mismatched_widths_need_an_adapter():
-    with pytest.raises(ValueError, match="adapter"):
+def test_encode_gives_the_agg_and_every_token_after_the_post_projection():
+    model, _ = modality_agnostic_model()
+    model.eval()
+    data = batch()
+    encoded = model.encode(data)
+    assert encoded["video"]["tokens"].shape == (3, 2 * 2 * 2, 10) and encoded["text"]["tokens"].shape == (3, 2, 4, 10)
+    features = model.features(data)
+    for name in ("video", "audio", "text"):
+        torch.testing.assert_close(encoded[name]["pooled"], features[name])
+    tower = model.towers["audio"]
+    tokens, _ = tower.tokenizer(data["audio"])
+    hidden = tower.post_projection(tower.backbone(tokens))  # [B, 1+K, 10]: the GELU Dense on every token
+    torch.testing.assert_close(encoded["audio"]["tokens"], hidden[:, 1:])
+
+
+def test_pre_projection_maps_patches_before_their_positions_with_and_without_droptoken():
+    tokenizer = WaveformPatchTokenizer(dim=8, patch_size=4, samples=32, dropout=0.0, pre_projection=True)
+    x = torch.rand(2, 32) * 2 - 1
+    patches = x.view(2, 8, 4) @ tokenizer.projection.weight.t() + tokenizer.projection.bias  # [B, N, D]
+    expected = torch.nn.functional.gelu(tokenizer.pre_projection(patches)) + tokenizer.positions.table()
+    tokens, _ = tokenizer(x)
+    torch.testing.assert_close(tokens[:, 1:], expected)
+    for keep in (torch.tensor([5, 1]), torch.tensor([[0, 7], [3, 2]])):
+        kept, _ = tokenizer(x, keep=keep)
+        rows = expected[:, keep] if keep.dim() == 1 else torch.stack([expected[b, keep[b]] for b in range(2)])
+        torch.testing.assert_close(kept[:, 1:], rows)
+
+
+def test_mismatched_widths_and_bad_rates_raise():
+    with pytest.raises(ValueError, match="dim=8"):
         Tower(video_tokenizer(6), vit(8))
     with pytest.raises(ValueError, match="droptoken_rate"):
         Tower(video_tokenizer(), vit(), droptoken_rate=1.0)

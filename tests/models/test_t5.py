@@ -37,16 +37,17 @@ def test_one_layer_matches_a_hand_computation_without_scaling():
     logits = logits.masked_fill(~mask[:, None, None, :], float("-inf"))
     attended = (torch.softmax(logits, -1) @ v).transpose(1, 2).reshape(2, 3, 4)
     x1 = x + attended @ block.attention.out.weight.t()
-    hidden = torch.relu(rms(x1, block.mlp_norm.weight) @ block.mlp_in.weight.t())
+    normed_mlp = torch.nn.functional.layer_norm(x1, (4,), block.mlp_norm.weight, block.mlp_norm.bias, eps=1e-6)
+    hidden = torch.nn.functional.gelu(normed_mlp @ block.mlp_in.weight.t())  # the release: LayerNorm, then GELU
     x2 = x1 + hidden @ block.mlp_out.weight.t()
     torch.testing.assert_close(model(x, mask), rms(x2, model.final_norm.weight), atol=1e-5, rtol=1e-5)
 
 
-def test_one_bias_table_is_shared_by_all_layers_and_nothing_has_a_bias():
+def test_one_bias_table_is_shared_by_all_layers_and_only_the_mlp_norms_have_a_bias():
     model = tiny(layers=3)
     names = [name for name, _ in model.named_parameters()]
     assert [n for n in names if "relative_bias" in n] == ["relative_bias.weight"]
-    assert not [n for n in names if n.endswith(".bias")]
+    assert [n for n in names if n.endswith(".bias")] == [f"blocks.{i}.mlp_norm.bias" for i in range(3)]
     assert model.relative_bias.weight.shape == (32, 2)
 
 
@@ -72,7 +73,8 @@ def test_t5_small_size():
         model = t5_small()
     assert model.width == 512 and len(model.blocks) == 6
     count = sum(p.numel() for p in model.parameters())
-    assert count == 6 * (4 * 512 * 512 + 2 * 512 * 2048 + 2 * 512) + 512 + 32 * 8
+    # per layer: q, k, v, o; wi, wo; the RMS norm's weight; the MLP LayerNorm's weight and bias
+    assert count == 6 * (4 * 512 * 512 + 2 * 512 * 2048 + 3 * 512) + 512 + 32 * 8
 
 
 @pytest.mark.parametrize("kwargs, message", [

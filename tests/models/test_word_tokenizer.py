@@ -40,15 +40,23 @@ def test_embeddings_are_frozen_by_default_and_loadable():
         tokenizer.load_embeddings(np.zeros((19, 6), dtype=np.float32))
 
 
-def test_absolute_positions_are_added_to_words_not_to_agg():
-    plain, positioned = small(), small(positions="absolute")
-    positioned.load_state_dict(plain.state_dict(), strict=False)
+def test_pre_projection_layout_projects_words_then_adds_positions_and_prepends_a_model_width_agg():
+    tokenizer = small(pre_projection=True)
+    assert tokenizer.agg.shape == (tokenizer.dim,) and tokenizer.projection.bias is not None
     ids = torch.tensor([[1, 2, 3]])
-    without, _ = plain(ids)
-    with_pos, _ = positioned(ids)
-    torch.testing.assert_close(with_pos[:, 0], without[:, 0])
-    torch.testing.assert_close(with_pos[:, 1:] - without[:, 1:], positioned.positions.table()[:3].unsqueeze(0))
-    assert positioned.num_tokens == 5 and positioned.sample_ndim == 1
+    tokens, mask = tokenizer(ids)
+    words = torch.nn.functional.gelu(tokenizer.projection(tokenizer.embedding(ids)))  # [1, 3, D]
+    torch.testing.assert_close(tokens[:, 1:], words + tokenizer.positions.table()[:3])
+    torch.testing.assert_close(tokens[0, 0], tokenizer.agg)  # [AGG] after the projection, without a position
+    assert mask.tolist() == [[True, True, True, True]]
+    assert tokenizer.num_tokens == 5 and tokenizer.sample_ndim == 1
+
+
+def test_default_layout_projects_agg_with_the_words_without_bias_or_positions():
+    tokenizer = small()
+    assert tokenizer.agg.shape == (6,) and tokenizer.projection.bias is None and tokenizer.positions is None
+    tokens, _ = tokenizer(torch.tensor([[4]]))
+    torch.testing.assert_close(tokens[0, 0], torch.nn.functional.gelu(tokenizer.projection(tokenizer.agg)))
 
 
 def test_text_never_gets_droptoken():
@@ -60,8 +68,3 @@ def test_text_never_gets_droptoken():
 def test_ids_must_be_batched_and_at_most_max_words(ids):
     with pytest.raises(ValueError, match="max_words"):
         small()(ids)
-
-
-def test_unknown_position_kind_raises():
-    with pytest.raises(ValueError, match="positions"):
-        small(positions="relative")

@@ -6,6 +6,7 @@ from typing import Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from vatt.models.patching import normalise_patch_size, patch_embed, patch_grid
 from vatt.models.positions import FactorisedPositions
@@ -17,11 +18,12 @@ class PatchTokenizer(nn.Module):
 
     Patches of ``x`` are projected linearly, their LayerNorm-ed positions added, dropout applied, only the
     patch indices in ``keep`` (None, ``[K]`` or ``[B, K]``) kept, and the learned [AGG] token (which has no
-    position) prepended at index 0.
+    position) prepended at index 0. With ``pre_projection`` (the modality-agnostic model's layout) a Dense
+    layer with bias and GELU maps the patch embeddings before the positions are added.
     """
 
     def __init__(self, *, dim: int, patch_size: tuple[int, ...], sample_shape: tuple[int, ...], channels: int,
-                 dropout: float):
+                 dropout: float, pre_projection: bool = False):
         super().__init__()
         if dim < 1:
             raise ValueError(f"dim must be positive, got {dim!r}")
@@ -36,6 +38,7 @@ class PatchTokenizer(nn.Module):
         self.sample_shape = sample_shape
         grid = patch_grid(sample_shape[-len(patch_size):], patch_size)  # patches tile the trailing axes
         self.projection = nn.Linear(channels * math.prod(patch_size), dim)  # weight [D, C * prod(patch)]
+        self.pre_projection = nn.Linear(dim, dim) if pre_projection else None
         self.positions = FactorisedPositions(grid, dim)
         self.agg = nn.Parameter(torch.randn(dim) * 0.02)
         self.dropout = nn.Dropout(dropout)
@@ -57,7 +60,12 @@ class PatchTokenizer(nn.Module):
                              f"tokenizer's positions were built for, got shape {tuple(x.shape)}")
         pos = self.positions.table()  # [N, D]
         embed = _fused_patch_embed() if self.fused_ops else patch_embed
-        tokens = embed(x, self.patch_size, self.projection.weight, self.projection.bias, pos, keep)  # [B, K, D]
+        weight, bias = self.projection.weight, self.projection.bias
+        if self.pre_projection is None:
+            tokens = embed(x, self.patch_size, weight, bias, pos, keep)  # [B, K, D]
+        else:
+            patches = embed(x, self.patch_size, weight, bias, None, keep)  # [B, K, D]
+            tokens = F.gelu(self.pre_projection(patches)) + kept_positions(pos, keep)  # [B, K, D]
         tokens = self.dropout(tokens)
         agg = self.agg.to(tokens.dtype).expand(tokens.shape[0], 1, -1)  # [B, 1, D]
         return torch.cat([agg, tokens], dim=1), None  # [B, 1+K, D]
@@ -69,9 +77,11 @@ class VideoPatchTokenizer(PatchTokenizer):
     """3-D patches of a video [B, C, T, H, W], factorised (time, height, width) learned positions."""
 
     def __init__(self, *, dim: int, patch_size: Sequence[int] = (4, 16, 16), frames: int = 32,
-                 size: int | Sequence[int] = 224, channels: int = 3, dropout: float = 0.1):
+                 size: int | Sequence[int] = 224, channels: int = 3, dropout: float = 0.1,
+                 pre_projection: bool = False):
         super().__init__(dim=dim, patch_size=normalise_patch_size(patch_size, 3),
-                         sample_shape=(channels, frames, *_height_width(size)), channels=channels, dropout=dropout)
+                         sample_shape=(channels, frames, *_height_width(size)), channels=channels, dropout=dropout,
+                         pre_projection=pre_projection)
 
     @property
     def frames(self) -> int:
@@ -82,9 +92,9 @@ class VideoPatchTokenizer(PatchTokenizer):
         return self.sample_shape[2], self.sample_shape[3]
 
     def resize_positions(self, *, frames: int | None = None, size: int | Sequence[int] | None = None) -> None:
-        """Accept clips of another length or frame size: each position table is cubic-interpolated to the
-        new grid (8+14+14 buckets at 32×224² become 8+20+20 at 32×320²). Build the optimiser afterwards:
-        resized tables are new parameters."""
+        """Accept clips of another length or frame size: each position table is resized to the new grid with
+        the release's polyharmonic spline, `resize_table` (8+14+14 buckets at 32×224² become 8+20+20 at
+        32×320²). Build the optimiser afterwards: resized tables are new parameters."""
         frames = self.frames if frames is None else frames
         height, width = self.size if size is None else _height_width(size)
         sample_shape = (self.channels, frames, height, width)
@@ -96,9 +106,18 @@ class VideoPatchTokenizer(PatchTokenizer):
 class WaveformPatchTokenizer(PatchTokenizer):
     """1-D patches of a mono waveform [B, S], one learned position per patch (1200 at 153,600 / 128)."""
 
-    def __init__(self, *, dim: int, patch_size: int = 128, samples: int = 153600, dropout: float = 0.1):
+    def __init__(self, *, dim: int, patch_size: int = 128, samples: int = 153600, dropout: float = 0.1,
+                 pre_projection: bool = False):
         super().__init__(dim=dim, patch_size=normalise_patch_size(patch_size, 1), sample_shape=(samples,),
-                         channels=1, dropout=dropout)
+                         channels=1, dropout=dropout, pre_projection=pre_projection)
+
+
+def kept_positions(pos: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+    """The position rows of the kept tokens, broadcastable to ``[B, K, D]``: ``[1, N, D]``, ``[1, K, D]`` or
+    ``[B, K, D]`` for ``keep`` None, ``[K]`` or ``[B, K]``."""
+    if keep is None:
+        return pos[None]
+    return pos[keep] if keep.dim() == 2 else pos[keep][None]
 
 
 def _fused_patch_embed():

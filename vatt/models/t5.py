@@ -1,4 +1,5 @@
-"""The text transformer: a T5-style encoder (relative position bias, RMSNorm, no biases, no 1/sqrt(d))."""
+"""The text transformer: the release's T5-style encoder (relative position bias shared by all layers, an RMS norm
+before attention, a LayerNorm before the GELU MLP, no biases in attention or MLP, no 1/sqrt(d) scaling)."""
 from __future__ import annotations
 
 import math
@@ -7,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from vatt.models.transformer import attention, check_tokens, check_transformer_shape
+from vatt.models.transformer import LAYER_NORM_EPS, attention, check_tokens, check_transformer_shape
 from vatt.registry import register
 
 RMS_NORM_EPS = 1e-6
@@ -67,13 +68,17 @@ class RelativeAttention(nn.Module):
 
 
 class T5Block(nn.Module):
-    """x + Attention(RMSNorm(x)), then x + ReLU MLP(RMSNorm(x)); dropout after each sub-layer and the ReLU."""
+    """x + Attention(RMSNorm(x)), then x + GELU MLP(LayerNorm(x)); dropout after each sub-layer and the GELU.
+
+    The release's text tower mixes the two norms: a scale-only RMS norm before attention but a LayerNorm with
+    a bias before its (exact, erf) GELU feed-forward block, unlike the original T5's RMS norm and ReLU.
+    """
 
     def __init__(self, width: int, mlp_dim: int, heads: int, dropout: float):
         super().__init__()
         self.attention_norm = RMSNorm(width, eps=RMS_NORM_EPS)
         self.attention = RelativeAttention(width, heads, dropout)
-        self.mlp_norm = RMSNorm(width, eps=RMS_NORM_EPS)
+        self.mlp_norm = nn.LayerNorm(width, eps=LAYER_NORM_EPS)
         self.mlp_in = nn.Linear(width, mlp_dim, bias=False)
         self.mlp_out = nn.Linear(mlp_dim, width, bias=False)
         self.dropout = nn.Dropout(dropout)
@@ -82,7 +87,7 @@ class T5Block(nn.Module):
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         x = x + self.dropout(self.attention(self.attention_norm(x), bias))  # [B, N, D]
-        hidden = self.dropout(F.relu(self.mlp_in(self.mlp_norm(x))))  # [B, N, M]
+        hidden = self.dropout(F.gelu(self.mlp_in(self.mlp_norm(x))))  # [B, N, M]
         return x + self.dropout(self.mlp_out(hidden))  # [B, N, D]
 
 

@@ -23,6 +23,7 @@ class ModalitySettings:
     per_sample_drop: bool = False    # False: one draw per batch, as the release does
     input: str | None = None         # the batch key this modality reads; default: its own name
     word2vec: dict | None = None     # {path: vectors file, vocabulary: one word per line} for a words table
+    post_projection: int | None = None  # VATT-MA: width of the GELU Dense after the shared backbone
 
 
 @dataclass
@@ -67,7 +68,7 @@ def build_model(model_cfg: dict):
         try:
             towers[name] = Tower(tokenizer, backbone, droptoken_rate=float(mod.get("droptoken", 0.0)),
                                  per_sample_drop=bool(mod.get("per_sample_drop", False)),
-                                 adapter=shared is not None)
+                                 post_projection=mod.get("post_projection"))
         except ValueError as exc:
             raise ConfigError([f"{where}: {exc}"]) from exc
         if mod.get("word2vec"):
@@ -161,14 +162,14 @@ def total_loss(terms: list[LossTerm], outputs: dict, batch: dict) -> tuple[torch
 
 
 def build_tower(tokenizer: dict, backbone: dict, where: str, *, droptoken: float = 0.0,
-                per_sample_drop: bool = False, adapter: bool = False):
+                per_sample_drop: bool = False, post_projection: int | None = None):
     """One modality's Tower from its tokenizer and backbone nodes (the tokenizer takes the backbone's width)."""
     from vatt.models.multimodal import Tower
     built_backbone = build("backbones", backbone, f"{where}.backbone")
     built_tokenizer = build("tokenizers", tokenizer, f"{where}.tokenizer", dim=built_backbone.width)
     try:
         return Tower(built_tokenizer, built_backbone, droptoken_rate=float(droptoken),
-                     per_sample_drop=bool(per_sample_drop), adapter=bool(adapter))
+                     per_sample_drop=bool(per_sample_drop), post_projection=post_projection)
     except ValueError as exc:
         raise ConfigError([f"{where}: {exc}"]) from exc
 

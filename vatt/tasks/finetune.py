@@ -1,7 +1,7 @@
 """Video fine-tuning (Kinetics-400/600, Moments in Time, UCF101, HMDB51), appendix B.5.
 
 The recipe, top to bottom: labelled data → the video tower, loaded from a pre-training checkpoint by name
-(positions interpolated bicubically when the crop grows: 8+14+14 → 8+20+20 buckets at 320²) → a fresh
+(positions resized with the release's spline when the crop grows: 8+14+14 → 8+20+20 buckets at 320²) → a fresh
 linear classifier behind dropout → SGD with momentum 0.9, linear warm-up then a half-period cosine to 0,
 cross-entropy with label smoothing 0.1, the backbone's gradients clipped to norm 0.75 (the release) →
 evaluation over 4 clips × 3 crops per video with the logits averaged, top-1 and top-5.
@@ -40,7 +40,7 @@ class TowerSettings:
     modality: str = "video"
     init: str | None = None           # a checkpoint file or a pre-training run directory; None: from scratch
     init_modality: str | None = None  # the checkpoint's tower to load (default: modality)
-    adapter: bool = False             # the modality-agnostic model's adapters around its shared backbone
+    post_projection: int | None = None  # the modality-agnostic model's GELU Dense after its shared backbone
     droptoken: float = 0.0
 
 
@@ -76,7 +76,7 @@ def build_tower_model(model: TowerSettings, head: Callable[[int], nn.Module] | N
     """A MultimodalModel of the one tower a downstream task uses, with ``head(feature width)`` if given."""
     from vatt.models.multimodal import MultimodalModel
     tower = builders.build_tower(model.tokenizer, model.backbone, "model", droptoken=model.droptoken,
-                                 adapter=model.adapter)
+                                 post_projection=model.post_projection)
     heads = {} if head is None else {model.modality: head(tower.out_dim)}
     return MultimodalModel({model.modality: tower}, heads)
 
