@@ -46,7 +46,7 @@ setup(
     description="VATT: self-supervised Video-Audio-Text Transformers from raw signals, in PyTorch",
     packages=find_packages(include=["vatt*"]),
     python_requires=">=3.10",
-    install_requires=["numpy", "pyyaml", "tensorboard", "av", "simplejpeg"],
+    install_requires=["numpy", "pyyaml", "tensorboard", "av", "simplejpeg", "safetensors", "google-crc32c"],
     extras_require={"test": ["pytest", "hypothesis", "scikit-learn"], "xla": ["torch_xla"]},
     ext_modules=[_ops_extension()],
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},

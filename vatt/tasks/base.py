@@ -5,11 +5,13 @@ import dataclasses
 from pathlib import Path
 from typing import Any, ClassVar
 
+import torch
+
 from vatt import config as cfglib
 
 
 class Task:
-    """A recipe. Subclasses declare their config sections and implement ``run`` and ``summary``.
+    """A recipe. Subclasses declare their config sections and implement ``build_model`` and ``run``.
 
     ``sections`` maps each top-level config section to the dataclass that describes its settings (``None``
     for a section that is a component node or a list of them). ``reserved`` names keys of component nodes
@@ -44,8 +46,15 @@ class Task:
         """Problems that only matter when the task runs (data not configured)."""
         return []
 
-    def summary(self, cfg: dict) -> dict[str, Any]:
+    def build_model(self, cfg: dict) -> torch.nn.Module:
+        """The freshly initialised network a validated config describes (``model.init`` is not loaded):
+        what ``--summary`` counts and `vatt.load_pretrained` fills with a run's or a conversion's weights."""
         raise NotImplementedError
+
+    def summary(self, cfg: dict) -> dict[str, Any]:
+        with torch.device("meta"):  # counts parameters without allocating them
+            model = self.build_model(cfg)
+        return {"task": cfg["task"], "parameters": model.parameter_counts()}
 
     def run(self, cfg: dict, config_path: Path | None = None) -> dict[str, Any]:
         raise NotImplementedError

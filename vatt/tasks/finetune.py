@@ -210,11 +210,9 @@ class FineTune(Task):
             return loss, {"train/top1": float((logits.argmax(-1) == batch["label"]).float().mean())}
         return loss_fn
 
-    def summary(self, cfg: dict) -> dict[str, Any]:
+    def build_model(self, cfg: dict) -> nn.Module:
         model = settings(ClassifierSettings, cfg, "model")
-        with torch.device("meta"):  # counts parameters without allocating them
-            network = build_tower_model(model, lambda width: self.classifier(model, width))
-        return {"task": cfg["task"], "parameters": network.parameter_counts()}
+        return build_tower_model(model, lambda width: self.classifier(model, width))
 
     def run(self, cfg: dict, config_path: Path | None = None) -> dict[str, Any]:
         run = settings(RunSettings, cfg, "run")
@@ -235,7 +233,7 @@ class FineTune(Task):
             train_set = builders.build_dataset(data.train, "data.train")
             eval_set = builders.build_dataset(data.eval, "data.eval")
         check_num_classes(model.num_classes, train=train_set, eval=eval_set)
-        network = build_tower_model(model, lambda width: self.classifier(model, width))
+        network = self.build_model(cfg)
         if model.init:  # a resumed run overwrites this below with its own checkpoint
             init_tower(network, model, run_dir if main_process else None)
         else:

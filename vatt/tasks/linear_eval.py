@@ -85,10 +85,8 @@ class LinearEval(Task):
     def check_data(self, cfg: dict) -> list[str]:
         return check_roots(cfg.get("data") or {}, ("train", "eval"))
 
-    def summary(self, cfg: dict) -> dict[str, Any]:
-        with torch.device("meta"):
-            network = build_tower_model(settings(TowerSettings, cfg, "model"))
-        return {"task": "linear_eval", "parameters": network.parameter_counts()}
+    def build_model(self, cfg: dict) -> torch.nn.Module:
+        return build_tower_model(settings(TowerSettings, cfg, "model"))
 
     def run(self, cfg: dict, config_path: Path | None = None) -> dict[str, Any]:
         run = settings(LinearRunSettings, cfg, "run")

@@ -101,10 +101,8 @@ class Pretrain(Task):
             problems.append("data.eval: the evaluators need a held-out dataset here")
         return problems
 
-    def summary(self, cfg: dict) -> dict[str, Any]:
-        with torch.device("meta"):  # counts parameters without allocating them
-            model = builders.build_model(cfg["model"])
-        return {"task": "pretrain", "parameters": model.parameter_counts()}
+    def build_model(self, cfg: dict) -> torch.nn.Module:
+        return builders.build_model(cfg["model"])
 
     def run(self, cfg: dict, config_path: Path | None = None) -> dict[str, Any]:
         run = settings(RunSettings, cfg, "run")

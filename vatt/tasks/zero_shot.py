@@ -63,10 +63,8 @@ class ZeroShot(Task):
                             "pre-training run directory)")
         return problems
 
-    def summary(self, cfg: dict) -> dict[str, Any]:
-        with torch.device("meta"):
-            model = builders.build_model(_architecture(cfg["model"]))
-        return {"task": "zero_shot", "parameters": model.parameter_counts()}
+    def build_model(self, cfg: dict) -> torch.nn.Module:
+        return builders.build_model(_architecture(cfg["model"]))
 
     def run(self, cfg: dict, config_path: Path | None = None) -> dict[str, Any]:
         run = settings(ZeroShotRunSettings, cfg, "run")
@@ -77,7 +75,7 @@ class ZeroShot(Task):
         run_dir = prepare_run_dir(run.dir, config_path, cfg)
 
         eval_set = builders.build_dataset(data.eval, "data.eval")
-        model = builders.build_model(_architecture(cfg["model"]))
+        model = self.build_model(cfg)
         source, state = read_checkpoint(cfg["model"]["init"], "model.init")
         parts = {f"{kind}.{name}.": f"{kind}.{name}." for name in model.towers for kind in ("towers", "heads")}
         report = load_by_name(model, state, parts, source=str(source))

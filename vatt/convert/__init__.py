@@ -1,0 +1,1 @@
+"""Conversion of the authors' released TensorFlow checkpoints into vatt models."""
