@@ -3,10 +3,10 @@
 A mapping of name prefixes says which part of the checkpoint goes where (``towers.video.`` → ``towers.video.``
 for a fine-tuned video tower). Inside a mapped prefix every entry must find its place with the same shape,
 except the learned position tables: when the input grid changed (224² → 320² crops: 8+14+14 → 8+20+20
-buckets) they are resampled along their bucket axis by the same bicubic interpolation the tokenizers use
-when they resize their positions. Entries outside the mapped prefixes (the other towers, the pre-training
-heads) are skipped, and model entries no prefix covers (a new classifier) keep their fresh initialisation.
-The report lists all four groups.
+buckets) they are resized along their bucket axis with the release's polyharmonic spline (`resize_table`,
+the same the tokenizers use when they resize their positions). Entries outside the mapped prefixes (the other
+towers, the pre-training heads) are skipped, and model entries no prefix covers (a new classifier) keep their
+fresh initialisation. The report lists all four groups.
 """
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 from vatt.engine.checkpoint import CheckpointError, load_latest
-from vatt.models.positions import resample_cubic
+from vatt.engine.weights import WEIGHTS_NAME, read_weights
+from vatt.models.positions import resize_table
 from vatt.registry import UserError
 
 # A factorised position table: one learned vector per bucket of one axis of the patch grid.
@@ -54,8 +55,15 @@ class InitReport:
 
 
 def read_checkpoint(path: str | Path, where: str = "model.init") -> tuple[Path, dict[str, torch.Tensor]]:
-    """The model state dict of a checkpoint file, or of a run directory's latest checkpoint."""
+    """The model state dict of a checkpoint file, of a run directory's latest checkpoint, or of a model
+    directory written by ``python -m vatt.convert`` (its ``model.safetensors``)."""
     path = Path(path).expanduser()
+    if path.is_dir() and (path / WEIGHTS_NAME).is_file():
+        source = path / WEIGHTS_NAME
+        try:
+            return source, read_weights(source)
+        except UserError as exc:
+            raise UserError(f"{where}: {exc}") from None
     if path.is_dir():
         try:
             found = load_latest(path)
@@ -63,7 +71,7 @@ def read_checkpoint(path: str | Path, where: str = "model.init") -> tuple[Path, 
             raise UserError(f"{where}: {exc}") from None
         if found is None:
             raise UserError(f"{where}: {path} is a directory without checkpoints (expected a run directory "
-                            f"with checkpoints/, or a .pt file)")
+                            f"with checkpoints/, a converted model directory with {WEIGHTS_NAME}, or a .pt file)")
         step, state = found
         source = path / "checkpoints" / f"step_{step:08d}.pt"
     elif path.is_file():
@@ -100,7 +108,7 @@ def load_by_name(model: torch.nn.Module, state: dict[str, torch.Tensor], mapping
         elif value.shape == targets[target].shape:
             planned[target] = value
         elif _resizable(target, value, targets[target]):
-            planned[target] = resample_cubic(value, targets[target].shape[0])
+            planned[target] = resize_table(value, targets[target].shape[0])
             report.resized[target] = (list(value.shape), list(targets[target].shape))
         else:
             shown = name if target == name else f"{name} -> {target}"
