@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_DIR = Path(os.environ.get("VATT_TF_REFERENCE", ROOT.parent / "shared" / "tf_reference"))
@@ -39,3 +40,13 @@ def relative_error(actual, expected) -> float:
     expected = np.asarray(expected, dtype=np.float64)
     assert actual.shape == expected.shape, f"shape {actual.shape} != reference {expected.shape}"
     return float(np.abs(actual - expected).max() / max(np.abs(expected).max(), 1e-30))
+
+
+def channels_first(video: np.ndarray) -> torch.Tensor:
+    """The references' channels-last [B, T, H, W, C] clips as vatt's [B, C, T, H, W]."""
+    return torch.from_numpy(video).permute(0, 4, 1, 2, 3)
+
+
+def mono(audio: np.ndarray) -> torch.Tensor:
+    """The references' [B, S, 1] waveforms as vatt's [B, S]."""
+    return torch.from_numpy(audio)[..., 0]

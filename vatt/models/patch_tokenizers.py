@@ -111,6 +111,12 @@ class WaveformPatchTokenizer(PatchTokenizer):
         super().__init__(dim=dim, patch_size=normalise_patch_size(patch_size, 1), sample_shape=(samples,),
                          channels=1, dropout=dropout, pre_projection=pre_projection)
 
+    def resize_positions(self, *, samples: int) -> None:
+        """Accept waveforms of another length: the position table is resized to the new number of patches
+        with the release's spline (`vatt.models.positions.resize_table`). Build the optimiser afterwards."""
+        self.positions.resize(patch_grid((samples,), self.patch_size))
+        self.sample_shape = (samples,)
+
 
 def kept_positions(pos: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
     """The position rows of the kept tokens, broadcastable to ``[B, K, D]``: ``[1, N, D]``, ``[1, K, D]`` or
