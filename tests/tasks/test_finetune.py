@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from vatt.engine.checkpoint import save_checkpoint
-from vatt.models.positions import resample_cubic
+from vatt.models.positions import resize_table
 from vatt.registry import UserError
 from vatt.run import main
 from vatt.tasks import builders
@@ -55,7 +55,7 @@ def test_a_larger_crop_interpolates_the_position_tables(pretrained):
     prefix = "towers.video.tokenizer.positions.axes"
     assert report.resized == {f"{prefix}.1": ([4, 128], [6, 128]), f"{prefix}.2": ([4, 128], [6, 128])}
     loaded = network.state_dict()
-    torch.testing.assert_close(loaded[f"{prefix}.1"], resample_cubic(state[f"{prefix}.1"], 6))
+    torch.testing.assert_close(loaded[f"{prefix}.1"], resize_table(state[f"{prefix}.1"], 6))
     torch.testing.assert_close(loaded[f"{prefix}.0"], state[f"{prefix}.0"])  # time: 2 buckets either way
     network.eval()
     assert network.features({"video": torch.rand(1, 3, 8, 48, 48)})["video"].shape == (1, 128)
