@@ -46,11 +46,14 @@ setup(
     description="VATT: self-supervised Video-Audio-Text Transformers from raw signals, in PyTorch",
     packages=find_packages(include=["vatt*"]),
     python_requires=">=3.10",
-    install_requires=["numpy", "pyyaml", "tensorboard", "av", "simplejpeg", "safetensors", "google-crc32c"],
-    extras_require={"test": ["pytest", "hypothesis", "scikit-learn"], "xla": ["torch_xla"]},
+    install_requires=["numpy", "pyyaml", "tensorboard", "av", "simplejpeg", "safetensors", "google-crc32c", "tqdm",
+                      "starlette", "uvicorn", "python-multipart"],
+    extras_require={"test": ["pytest", "hypothesis", "scikit-learn", "selenium", "httpx2"], "xla": ["torch_xla"],
+                    "ann": ["faiss-cpu"]},
+    package_data={"vatt.search": ["static/*"]},
     ext_modules=[_ops_extension()],
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
-    # --- entry points: plugin groups (vatt.<kind>) and console scripts are added here by the framework ---
+    # plugins declare their own entry points (vatt.<kind> groups) in their packages; vatt itself needs none
     entry_points={},
     zip_safe=False,
 )

@@ -1,7 +1,7 @@
 """vatt: self-supervised learning from raw video, audio and text with VATT (Video-Audio-Text Transformers)."""
 __version__ = "0.1.0"
 
-__all__ = ["load_pretrained"]
+__all__ = ["Encoder", "load_pretrained"]
 
 
 def __getattr__(name: str):
@@ -9,4 +9,7 @@ def __getattr__(name: str):
     if name == "load_pretrained":
         from vatt.pretrained import load_pretrained
         return load_pretrained
+    if name == "Encoder":
+        from vatt.search.encoder import Encoder
+        return Encoder
     raise AttributeError(f"module 'vatt' has no attribute {name!r}")

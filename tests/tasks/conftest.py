@@ -1,15 +1,11 @@
-"""Shared by the pre-training and downstream-task tests: the quickstart run as a user makes it (once per test
-session), and a labelled synthetic task.
+"""Shared by the pre-training and downstream-task tests: a labelled synthetic task (the quickstart run as a user
+makes it is in tests/conftest.py, shared with the search tests).
 
 The labelled task is the colour of the moving shape (6 classes), read off the synthetic clips' 96-class
 content labels: fine-tuning on all 96 (colour x shape x direction) needs far more steps than a test can
 afford on two CPU cores, while the colour is shown by the video (and heard in the audio's pitch) and lets a
 few dozen steps separate a pre-trained start from a random one.
 """
-import io
-from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,37 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vatt.data.synthetic import COLOURS, attributes_of
-from vatt.run import main
 from vatt.tasks import builders
-
-ROOT = Path(__file__).resolve().parents[2]
-QUICKSTART = ROOT / "configs" / "quickstart.yaml"
-
-
-@dataclass
-class QuickstartRun:
-    code: int   # the exit code of `python -m vatt.run configs/quickstart.yaml`
-    dir: Path   # its run directory
-    out: str    # what it printed on stdout and stderr
-    err: str
-
-
-@pytest.fixture(scope="session")
-def quickstart(tmp_path_factory) -> QuickstartRun:
-    """`python -m vatt.run configs/quickstart.yaml` exactly as the README runs it: 600 steps and the evaluation."""
-    run_dir = tmp_path_factory.mktemp("quickstart") / "run"
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main([str(QUICKSTART), f"run.dir={run_dir}"])
-    return QuickstartRun(code, run_dir, out.getvalue(), err.getvalue())
-
-
-@pytest.fixture(scope="session")
-def pretrained(quickstart) -> Path:
-    """The run directory of the pre-trained quickstart model (its checkpoints/latest is step 600)."""
-    assert quickstart.code == 0, quickstart.err[-2000:]
-    return quickstart.dir
-
 
 class ColourLabels(Dataset):
     """A synthetic dataset whose label is the shape's colour; ``limit`` keeps only its first samples."""

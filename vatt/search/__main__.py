@@ -1,0 +1,5 @@
+import sys
+
+from vatt.search.cli import main
+
+sys.exit(main())
