@@ -51,7 +51,12 @@ def arrange(value: np.ndarray, layout: str) -> np.ndarray:
 
 
 def arranged_shape(shape: tuple[int, ...], layout: str) -> tuple[int, ...]:
-    return arrange(np.empty(shape, dtype=np.uint8), layout).shape
+    """The shape `arrange` gives an array of ``shape``, computed without any array (full-size word tables)."""
+    if layout == "transpose":
+        return tuple(reversed(shape))
+    if layout == "patch_kernel":
+        return (shape[-1], int(np.prod(shape[:-1])))
+    return tuple(shape)
 
 
 def full_config(result: Plan, out_dir: Path) -> dict:

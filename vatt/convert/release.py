@@ -65,7 +65,7 @@ def is_model_variable(key: str) -> bool:
 
 
 class _Reader:
-    """Shapes under one prefix; every lookup is recorded so the plan can tell which variables were used."""
+    """The checkpoint's shapes under one prefix, with errors that name the part of the model being read."""
 
     def __init__(self, shapes: dict[str, tuple[int, ...]], prefix: str, what: str):
         self.shapes, self.prefix, self.what = shapes, prefix, what
