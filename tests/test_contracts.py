@@ -129,9 +129,58 @@ def test_schedule_contract(entry):
     assert max(values) <= entry.example["base_lr"] + 1e-12
 
 
+class SpacesHead(torch.nn.Module):
+    """One head giving every space an evaluator may read: S_va, S_vt and class logits."""
+
+    def __init__(self, in_dim: int, classes: int):
+        super().__init__()
+        self.spaces = torch.nn.ModuleDict({"va": torch.nn.Linear(in_dim, 6), "vt": torch.nn.Linear(in_dim, 4),
+                                           "logits": torch.nn.Linear(in_dim, classes)})
+
+    def forward(self, feature):
+        return {space: layer(feature) for space, layer in self.spaces.items()}
+
+
+@pytest.fixture(scope="module")
+def evaluation_setup(tmp_path_factory):
+    """The contract model (video, audio and text towers built from the registry; each head gives va, vt and
+    logits over the dataset's classes) and a tiny labelled, captioned synthetic test split."""
+    from vatt.models.multimodal import MultimodalModel, Tower
+    dataset = registry("datasets").get("synthetic").obj(
+        split="test", num_clips=6, frames=4, size=16, audio_samples=512,
+        cache_dir=str(tmp_path_factory.mktemp("contract_synthetic")))
+    tokenizers = {"video": ("video_patches", {"patch_size": [2, 8, 8], "frames": 4, "size": 16}),
+                  "audio": ("waveform_patches", {"patch_size": 64, "samples": 512}),
+                  "text": ("words", {"vocab_size": len(dataset.vocabulary), "embed_dim": 6,
+                                     "max_words": dataset[0]["text"].shape[-1]})}
+    torch.manual_seed(0)
+    towers, heads = {}, {}
+    for modality, (name, kwargs) in tokenizers.items():
+        backbone = registry("backbones").get("vit").obj(width=8, layers=1, mlp_dim=16, heads=2, dropout=0.0)
+        tokenizer = registry("tokenizers").get(name).obj(dim=8, **kwargs)
+        towers[modality] = Tower(tokenizer, backbone)
+        heads[modality] = SpacesHead(8, dataset.num_classes)
+    return MultimodalModel(towers, heads), dataset
+
+
 @entries("evaluators")
-def test_evaluator_contract(entry):
-    assert callable(getattr(entry.obj(**entry.example), "run"))
+def test_evaluator_contract(entry, evaluation_setup):
+    """Built from its example (the datasets a task injects replaced by the tiny one), an evaluator runs on the
+    contract model and reports finite numbers named <prefix>/<dataset_name>/<metric>."""
+    from vatt.tasks.builders import EVALUATOR_DATASETS
+    model, dataset = evaluation_setup
+    kwargs = {**entry.example, **{key: dataset for key in EVALUATOR_DATASETS if key in entry.example}}
+    evaluator = entry.obj(**kwargs)
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    results = evaluator.run(model, dataset)
+    assert isinstance(results, dict) and results
+    for key, value in results.items():
+        assert isinstance(key, str) and key.count("/") >= 2, key
+        assert f"/{evaluator.dataset_name}/" in f"/{key}", key
+        assert isinstance(value, (int, float)) and math.isfinite(value), (key, value)
+        if key.rsplit("/", 1)[1] in ("samples", "pool"):  # every sample was read and scored
+            assert value == len(dataset), (key, value)
+    assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())  # evaluation changes no weight
 
 
 @entries("tasks")
