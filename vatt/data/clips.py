@@ -111,15 +111,6 @@ def _pair(value: Any, name: str) -> tuple[float, float]:
 CLIP_FIELDS = tuple(f.name for f in dataclasses.fields(ClipSettings))
 
 
-def clip_settings(values: dict[str, Any], **defaults: Any) -> ClipSettings:
-    """ClipSettings from a dataset's keyword arguments, `defaults` filling the ones left at None."""
-    chosen = {k: v for k, v in values.items() if k in CLIP_FIELDS}
-    for key, value in defaults.items():
-        if chosen.get(key) is None:
-            chosen[key] = value
-    return ClipSettings(**chosen)
-
-
 @dataclass
 class Clip:
     """One sample's signals. Training: video uint8 [3, T, S, S], audio [A]. Evaluation: a leading view axis

@@ -76,10 +76,6 @@ BEEPS_PER_CLIP = (0, 2, 4, 8)  # one per shape; 0 is a continuous tone
 NUM_CLASSES = len(COLOURS) * len(SHAPES) * len(DIRECTIONS)
 
 
-def label_of(colour: np.ndarray, shape: np.ndarray, direction: np.ndarray) -> np.ndarray:
-    return (colour * len(SHAPES) + shape) * len(DIRECTIONS) + direction
-
-
 def attributes_of(label: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(colour, shape, direction) indices of content labels."""
     rest, direction = np.divmod(label, len(DIRECTIONS))
