@@ -98,7 +98,7 @@ def test_loss_contract(entry):
 
 @entries("datasets")
 def test_dataset_contract(entry, tmp_path, monkeypatch):
-    from vatt.data.replicas import REPLICAS  # layouts need files: a tiny replica of each stands in
+    from vatt.testing.replicas import REPLICAS  # layouts need files: a tiny replica of each stands in
 
     monkeypatch.setenv("VATT_CACHE", str(tmp_path))
     example = REPLICAS[entry.name](tmp_path / "replica") if entry.name in REPLICAS else entry.example

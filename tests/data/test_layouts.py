@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from vatt.data.replicas import REPLICAS, SMALL_CLIPS
+from vatt.testing.replicas import REPLICAS, SMALL_CLIPS
 from vatt.data.sampler import SampleKey, collate
 from vatt.registry import ConfigError, build
 

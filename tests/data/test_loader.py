@@ -12,7 +12,7 @@ from torch.utils.data import Dataset, IterableDataset
 from vatt.data.datasets.manifest import ManifestDataset
 from vatt.data.failures import DataError
 from vatt.data.loader import make_loader, read_once
-from vatt.data.replicas import SMALL_CLIPS, manifest as make_manifest
+from vatt.testing.replicas import SMALL_CLIPS, manifest as make_manifest
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vatt.data.datasets.manifest import ManifestDataset, read_manifest
-from vatt.data.replicas import SMALL_CLIPS, manifest as make_manifest
+from vatt.testing.replicas import SMALL_CLIPS, manifest as make_manifest
 from vatt.data.sampler import SampleKey, collate
 from vatt.registry import ConfigError, build
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from vatt.data.datasets.mixture import Mixture, _shares
-from vatt.data.replicas import REPLICAS
+from vatt.testing.replicas import REPLICAS
 from vatt.data.sampler import SampleKey, StepBatchSampler, collate
 from vatt.registry import build
 

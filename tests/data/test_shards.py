@@ -16,7 +16,7 @@ from vatt.data.datasets.manifest import ManifestDataset
 from vatt.data.failures import DataError
 from vatt.data.loader import make_loader
 from vatt.data.pack import pack_manifest
-from vatt.data.replicas import REPLICAS
+from vatt.testing.replicas import REPLICAS
 from vatt.data.sampler import collate
 
 PACK = dict(fps=10, size=24, audio_rate=8000, clips_per_shard=2)

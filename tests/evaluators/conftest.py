@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from vatt.data.datasets.manifest import ManifestDataset
-from vatt.data.replicas import manifest as make_manifest
+from vatt.testing.replicas import manifest as make_manifest
 
 
 @pytest.fixture(scope="session")

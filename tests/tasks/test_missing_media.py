@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from vatt.data.replicas import REPLICAS
+from vatt.testing.replicas import REPLICAS
 from vatt.registry import ConfigError, build
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vatt import config as cfglib
-from vatt.data.replicas import REPLICAS
+from vatt.testing.replicas import REPLICAS
 from vatt.run import main
 from vatt.tasks import builders
 

@@ -1,7 +1,7 @@
 """Tiny replicas of every supported layout, made of real media files (H.264/AAC mp4, MPEG-4 avi, wav, JPEG),
 with the index files laid out as the published datasets lay them out.
 
-Tests, the registry's contract checks and the benchmarks build each registered dataset on one of these:
+The tests and the registry's contract tests build each registered dataset on one of these:
 `REPLICAS[name](folder)` writes the replica into `folder` and returns the keyword arguments that build the
 dataset on it (small clip settings included, so reading it is fast). Each class has its own colour and
 tone, so a sample's content says which class it belongs to.
