@@ -13,8 +13,8 @@ from vatt.data.synthetic import COLOURS, SHAPES, attributes_of
 from vatt.run import main
 from vatt.tasks import builders
 from vatt.tasks.audio_finetune import (AudioFineTune, AudioFineTuneSettings, balanced_sigmoid_loss,
-                                       label_balance_weights, mixup)
-from vatt.tasks.finetune import ClassifierSettings
+                                       label_balance_weights, mixup, mixup_sigmoid_loss)
+from vatt.tasks.settings import ClassifierSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 AUDIO = ROOT / "configs" / "audio_synthetic.yaml"
@@ -63,7 +63,8 @@ def test_balanced_sigmoid_loss_by_hand():
 
 
 def test_classifier_starts_at_the_prior_of_one_class_in_c():
-    head = AudioFineTune().classifier(ClassifierSettings(**TOWER, modality="audio", num_classes=527), in_dim=16)
+    config = {"model": {**TOWER, "modality": "audio", "num_classes": 527}}
+    head = AudioFineTune().build_model(config).heads["audio"]
     torch.testing.assert_close(head.linear.bias, torch.full((527,), -math.log(526)))
 
 
@@ -75,7 +76,7 @@ def test_single_label_batches_become_one_hot_targets():
         return {"audio": {"logits": torch.zeros(2, 4)}}
 
     model = ClassifierSettings(**TOWER, modality="audio", num_classes=4)
-    loss_fn = AudioFineTune().training_loss(AudioFineTuneSettings(mixup_alpha=0.0, balance_labels=False), model)
+    loss_fn = mixup_sigmoid_loss(AudioFineTuneSettings(mixup_alpha=0.0, balance_labels=False), model)
     loss, _ = loss_fn(network, {"audio": torch.ones(2, 6400), "label": torch.tensor([1, 3])})
     torch.testing.assert_close(loss, torch.tensor(4 * math.log(2.0)))  # 4 classes at sigmoid(0) each
     assert torch.equal(seen["audio"], torch.ones(2, 6400))

@@ -14,8 +14,9 @@ from vatt.registry import UserError
 from vatt.run import main
 from vatt.tasks import builders
 from vatt.tasks.checkpoint_init import load_by_name, read_checkpoint
-from vatt.tasks.finetune import (ClassifierHead, ClassifierSettings, FineTune, FineTuneSettings, TowerSettings,
-                                 build_tower_model, clip_before_step)
+from vatt.tasks.classifier import (ClassifierHead, build_tower_model, classifier_model, clip_before_step,
+                                   smoothed_cross_entropy)
+from vatt.tasks.settings import ClassifierSettings, TowerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 FINETUNE = ROOT / "configs" / "finetune_synthetic.yaml"
@@ -122,8 +123,7 @@ def test_loss_is_cross_entropy_with_label_smoothing():
     def network(batch, modalities):
         return {"video": {"logits": logits}}
 
-    model = ClassifierSettings(**TOWER, num_classes=3)
-    loss, scalars = FineTune().training_loss(FineTuneSettings(label_smoothing=0.1), model)(network, {"label": labels})
+    loss, scalars = smoothed_cross_entropy("video", label_smoothing=0.1)(network, {"label": labels})
     log_p = F.log_softmax(logits, dim=1)
     by_hand = -(0.9 * log_p[[0, 1], labels] + 0.1 * log_p.mean(dim=1)).mean()
     torch.testing.assert_close(loss, by_hand)
@@ -195,8 +195,8 @@ def test_classifier_dropout_is_applied_in_training_only():
                                                    "size": 32},
                                      "backbone": {"type": "vit", "width": 16, "layers": 1, "mlp_dim": 32, "heads": 2}},
                                   num_classes=3, classifier_dropout=0.5)
-    head = FineTune().classifier(settings, in_dim=64)
-    feature = torch.ones(256, 64)
+    head = classifier_model(settings).heads["video"]
+    feature = torch.ones(256, 16)  # the backbone's width
     head.train()
     dropped = head.dropout(feature)
     assert 0.3 < float((dropped == 0).float().mean()) < 0.7 and torch.allclose(dropped.max(), torch.tensor(2.0))

@@ -14,13 +14,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from vatt.registry import register
-from vatt.tasks.finetune import ClassifierHead, ClassifierSettings, FineTune, LossFn
+from vatt.tasks.base import Task, settings
+from vatt.tasks.classifier import (
+    INJECTED,
+    LossFn,
+    check_classifier,
+    classifier_model,
+    classifier_sections,
+    fine_tune,
+)
+from vatt.tasks.settings import ClassifierSettings, check_roots
 
 
 @dataclass
@@ -56,32 +67,44 @@ def balanced_sigmoid_loss(logits: torch.Tensor, targets: torch.Tensor, balance: 
     return per_sample.mean()
 
 
+def mixup_sigmoid_loss(training: AudioFineTuneSettings, model: ClassifierSettings) -> LossFn:
+    """The training loss: mixup of the waveforms and their (one- or multi-hot) targets, then the balanced
+    sigmoid cross-entropy."""
+    modality = model.modality  # also the batch key the tower reads
+
+    def loss_fn(network: nn.Module, batch: dict):
+        inputs = batch[modality]  # [B, S]
+        targets = batch["labels"] if "labels" in batch else \
+            F.one_hot(batch["label"], model.num_classes).float()  # [B, C]
+        if training.mixup_alpha > 0:
+            inputs, targets = mixup(inputs, targets, training.mixup_alpha)
+        logits = network({modality: inputs}, modalities=(modality,))[modality]["logits"]  # [B, C]
+        return balanced_sigmoid_loss(logits, targets, training.balance_labels), {}
+    return loss_fn
+
+
 @register("tasks", "audio_finetune")
-class AudioFineTune(FineTune):
+class AudioFineTune(Task):
     """Fine-tune a pre-trained waveform tower: mixup, balanced multi-label sigmoid loss; mAP/AUC/d′ or top-1."""
 
-    sections = {**FineTune.sections, "training": AudioFineTuneSettings}
-    multi_hot = True
+    sections = classifier_sections(AudioFineTuneSettings)
+    injected = INJECTED
 
     def check(self, cfg: dict) -> list[str]:
-        alpha = (cfg.get("training") or {}).get("mixup_alpha", 0.0)
+        alpha = (cfg.get("training") or {}).get("mixup_alpha", AudioFineTuneSettings.mixup_alpha)
         bad_alpha = isinstance(alpha, (int, float)) and alpha < 0
-        return super().check(cfg) + ([f"training.mixup_alpha: must be >= 0, got {alpha}"] if bad_alpha else [])
+        return check_classifier(cfg) + ([f"training.mixup_alpha: must be >= 0, got {alpha}"] if bad_alpha else [])
 
-    def classifier(self, model: ClassifierSettings, in_dim: int) -> nn.Module:
-        prior = -math.log(model.num_classes - 1) if model.num_classes > 1 else 0.0
-        return ClassifierHead(in_dim=in_dim, num_classes=model.num_classes, dropout=model.classifier_dropout,
-                              bias_init=prior)
+    def check_data(self, cfg: dict) -> list[str]:
+        return check_roots(cfg.get("data") or {}, ("train", "eval"))
 
-    def training_loss(self, training: AudioFineTuneSettings, model: ClassifierSettings) -> LossFn:
-        modality = model.modality  # also the batch key the tower reads
+    def build_model(self, cfg: dict) -> nn.Module:
+        model = settings(ClassifierSettings, cfg, "model")
+        prior = -math.log(model.num_classes - 1) if model.num_classes > 1 else 0.0  # sigmoid outputs start rare
+        return classifier_model(model, bias_init=prior)
 
-        def loss_fn(network: nn.Module, batch: dict):
-            inputs = batch[modality]  # [B, S]
-            targets = batch["labels"] if "labels" in batch else \
-                F.one_hot(batch["label"], model.num_classes).float()  # [B, C]
-            if training.mixup_alpha > 0:
-                inputs, targets = mixup(inputs, targets, training.mixup_alpha)
-            logits = network({modality: inputs}, modalities=(modality,))[modality]["logits"]  # [B, C]
-            return balanced_sigmoid_loss(logits, targets, training.balance_labels), {}
-        return loss_fn
+    def run(self, cfg: dict, config_path: Path | None = None) -> dict[str, Any]:
+        model, training = settings(ClassifierSettings, cfg, "model"), settings(AudioFineTuneSettings, cfg, "training")
+        return fine_tune(cfg, config_path, build_model=self.build_model, loss_fn=mixup_sigmoid_loss(training, model),
+                         multi_hot=True, tower_max_norm=training.backbone_max_grad_norm,
+                         classifier_max_norm=training.classifier_max_grad_norm)

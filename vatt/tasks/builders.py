@@ -184,3 +184,16 @@ def build_evaluator(node: dict, where: str, **injected):
     datasets = {key: build_dataset(node[key], f"{where}.{key}")
                 for key in sorted(EVALUATOR_DATASETS) if isinstance(node.get(key), dict)}
     return build("evaluators", node, where, reserved=tuple(datasets), **datasets, **injected)
+
+
+def build_evaluators(cfg: dict) -> list:
+    """The config's ``evaluators`` list, built."""
+    return [build_evaluator(node, f"evaluators.{i}") for i, node in enumerate(cfg.get("evaluators") or [])]
+
+
+def build_optimisation(cfg: dict, params, total_steps: int) -> tuple[torch.optim.Optimizer, Any]:
+    """The ``optimizer`` over ``params`` and the ``schedule`` of its learning rate over ``total_steps``."""
+    optimizer = build("optimizers", cfg["optimizer"], "optimizer", params=params)
+    schedule = build("schedules", cfg["schedule"], "schedule", base_lr=optimizer.param_groups[0]["lr"],
+                     total_steps=total_steps)
+    return optimizer, schedule

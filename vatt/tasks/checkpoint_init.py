@@ -27,6 +27,9 @@ POSITION_TABLE = re.compile(r"(^|\.)positions\.axes\.\d+$")
 SHOWN = 8  # entries named in an error before "... and N more"
 
 
+INIT_REPORT = "init_report.json"  # what a task loaded from model.init, in its run directory
+
+
 @dataclass
 class InitReport:
     """What loading a checkpoint did to a model, entry by entry."""

@@ -25,8 +25,9 @@ from vatt.evaluators.linear_probe import CLASSIFIERS, extract_features, num_clas
 from vatt.registry import register
 from vatt.tasks import builders
 from vatt.tasks.base import Task, settings
-from vatt.tasks.finetune import TowerSettings, build_tower_model, check_roots, check_tower, init_tower
-from vatt.tasks.run_dir import prepare_run_dir, resolve_device
+from vatt.tasks.classifier import build_tower_model, init_tower
+from vatt.tasks.run_dir import evaluation_setup
+from vatt.tasks.settings import TowerSettings, check_roots, check_tower
 
 FEATURE_DIR = "features"
 
@@ -93,10 +94,7 @@ class LinearEval(Task):
         data = settings(LinearDataSettings, cfg, "data")
         model = settings(TowerSettings, cfg, "model")
         probe = settings(ProbeSettings, cfg, "probe")
-        device = resolve_device(run.device)
-        if run.threads:
-            torch.set_num_threads(run.threads)
-        run_dir = prepare_run_dir(run.dir, config_path, cfg)
+        device, run_dir = evaluation_setup(run, config_path, cfg)
         torch.manual_seed(run.seed)
 
         network = build_tower_model(model).to(device).eval()  # frozen: features only, no DropToken

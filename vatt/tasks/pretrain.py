@@ -6,7 +6,6 @@ processes: ``run.batch_size`` is the global batch, split evenly over them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,55 +13,13 @@ import torch
 
 from vatt.data.loader import make_loader
 from vatt.engine import distributed, speed
-from vatt.engine.parallel import PARALLEL_MODES, data_parallel
-from vatt.registry import build, register
+from vatt.engine.parallel import data_parallel
+from vatt.engine.trainer import Loop
+from vatt.registry import register
 from vatt.tasks import builders
 from vatt.tasks.base import Task, settings
-from vatt.tasks.run_dir import resolve_device, train_and_report, training_run_dir
-
-
-@dataclass
-class RunSettings:
-    dir: str | None = None           # default: runs/<config file name>
-    seed: int = 0
-    steps: int = 1000
-    batch_size: int = 32
-    log_every: int = 10
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 3
-    eval_every: int = 0              # 0: evaluate only at the end
-    device: str = "cpu"              # cpu, cuda, cuda:1, or auto
-    threads: int | None = None       # torch intra-op threads; None keeps torch's default
-    max_grad_norm: float | None = None
-    tensorboard: bool = True
-    max_bad_steps: int = 10          # steps in a row with a NaN/Inf loss (each skipped) before the run stops
-    # several processes (torchrun): how the model is spread, and how long a collective may wait for the others
-    parallel: str = "ddp"            # ddp (replicas) or fsdp (FSDP2 fully_shard: sharded parameters)
-    collective_timeout: float = 900.0  # seconds
-    # speed switches
-    precision: str = "fp32"          # fp32 or bf16 (autocast)
-    fused_ops: bool = True           # the fused vatt ops where the model and losses can use them
-    sdpa: bool = True                # F.scaled_dot_product_attention; False: explicit softmax(QKᵀ/√d)V
-    compile: bool = False            # torch.compile each tower
-    activation_checkpointing: bool = False  # recompute each transformer layer in backward (less memory)
-
-
-@dataclass
-class DataSettings:
-    train: dict | None = None        # a dataset node
-    eval: dict | None = None         # the held-out dataset evaluators read
-    num_workers: int = 0
-    max_failed_share: float = 0.01   # share of the training samples that may fail to read before the run stops
-
-
-def check_data_settings(cfg: dict) -> list[str]:
-    """Values of the data section the type checks can't judge (shared by the tasks that train)."""
-    share = (cfg.get("data") or {}).get("max_failed_share")
-    if isinstance(share, (int, float)) and not isinstance(share, bool) and not 0.0 <= share <= 1.0:
-        return [f"data.max_failed_share: must be a share in [0, 1] (0.01 stops the run once 1 % of the samples "
-                f"failed to read), got {share!r}"]
-    return []
-
+from vatt.tasks.run_dir import fit_and_report, loop_settings, training_run_dir, training_session
+from vatt.tasks.settings import DataSettings, RunSettings, check_data_settings, check_run
 
 NO_DATA = ("data.train: no training data is configured. Either point it at a dataset, or try the embedded "
            "synthetic one: data.train.type=synthetic (see README, 'Configs and overrides', for the keys that "
@@ -86,13 +43,7 @@ class Pretrain(Task):
         for key in ("optimizer", "schedule"):
             if not isinstance(cfg.get(key), dict):
                 problems.append(f"{key}: missing")
-        run = cfg.get("run") or {}
-        for key, allowed in (("parallel", PARALLEL_MODES), ("precision", tuple(speed.PRECISIONS))):
-            if key in run and run[key] not in allowed:
-                problems.append(f"run.{key}: must be one of {', '.join(allowed)}, got {run[key]!r}")
-        if isinstance(run.get("max_bad_steps"), int) and run["max_bad_steps"] < 1:
-            problems.append(f"run.max_bad_steps: must be at least 1, got {run['max_bad_steps']}")
-        return problems + check_data_settings(cfg)
+        return problems + check_run(cfg) + check_data_settings(cfg)
 
     def check_data(self, cfg: dict) -> list[str]:
         data = cfg.get("data") or {}
@@ -105,47 +56,37 @@ class Pretrain(Task):
         return builders.build_model(cfg["model"])
 
     def run(self, cfg: dict, config_path: Path | None = None) -> dict[str, Any]:
-        run = settings(RunSettings, cfg, "run")
-        if run.threads:
-            torch.set_num_threads(run.threads)
-        with distributed.process_group(resolve_device(run.device), run.collective_timeout) as device:
-            return self.train(cfg, config_path, run, settings(DataSettings, cfg, "data"), device)
+        run, data = settings(RunSettings, cfg, "run"), settings(DataSettings, cfg, "data")
+        with training_session(run) as device:
+            run_dir = training_run_dir(run.dir, run.batch_size, config_path, cfg)
+            torch.manual_seed(run.seed)  # initial weights, the same on every process
+            with distributed.main_process_first():  # a dataset that builds a cache builds it once
+                train_set = builders.build_dataset(data.train, "data.train")
+                eval_set = builders.build_dataset(data.eval, "data.eval") if data.eval else None
 
-    def train(self, cfg: dict, config_path: Path | None, run: RunSettings, data: DataSettings,
-              device: torch.device) -> dict[str, Any]:
-        run_dir = training_run_dir(run.dir, run.batch_size, config_path, cfg)
-        torch.manual_seed(run.seed)  # initial weights, the same on every process
+            model = builders.build_model(cfg["model"]).to(device)
+            terms = builders.build_losses(cfg["losses"])
+            speed.apply_switches(model, fused_ops=run.fused_ops, sdpa=run.sdpa, compile=run.compile,
+                                 activation_checkpointing=run.activation_checkpointing, losses=[t.fn for t in terms])
+            trained = data_parallel(model, run.parallel, device)  # the model itself on one process
+            optimizer, schedule = builders.build_optimisation(cfg, trained.parameters(), run.steps)
+            with distributed.main_process_first():  # an evaluator's own datasets (a linear probe's training set)
+                evaluators = builders.build_evaluators(cfg)
 
-        with distributed.main_process_first():  # a dataset that builds a cache builds it once
-            train_set = builders.build_dataset(data.train, "data.train")
-            eval_set = builders.build_dataset(data.eval, "data.eval") if data.eval else None
-        model = builders.build_model(cfg["model"]).to(device)
-        terms = builders.build_losses(cfg["losses"])
-        speed.apply_switches(model, fused_ops=run.fused_ops, sdpa=run.sdpa, compile=run.compile,
-                             activation_checkpointing=run.activation_checkpointing, losses=[t.fn for t in terms])
-        trained = data_parallel(model, run.parallel, device)  # the model itself on one process
-        optimizer = build("optimizers", cfg["optimizer"], "optimizer", params=trained.parameters())
-        base_lr = optimizer.param_groups[0]["lr"]
-        schedule = build("schedules", cfg["schedule"], "schedule", base_lr=base_lr, total_steps=run.steps)
-        with distributed.main_process_first():  # an evaluator's own datasets (a linear probe's training set)
-            evaluators = [builders.build_evaluator(node, f"evaluators.{i}")
-                          for i, node in enumerate(cfg.get("evaluators") or [])]
+            def batches(start_step: int):
+                # every process walks the same global batches and loads only its own slice of each
+                return make_loader(train_set, batch_size=run.batch_size, seed=run.seed, start_step=start_step,
+                                   num_workers=data.num_workers, max_failure_rate=data.max_failed_share,
+                                   shard=distributed.ShardedBatchSampler,
+                                   pin_memory=device.type == "cuda")  # pinned: the copy to the GPU overlaps compute
 
-        def batches(start_step: int):
-            # every process walks the same global batches and loads only its own slice of each
-            return make_loader(train_set, batch_size=run.batch_size, seed=run.seed, start_step=start_step,
-                               num_workers=data.num_workers, max_failure_rate=data.max_failed_share,
-                               shard=distributed.ShardedBatchSampler,
-                               pin_memory=device.type == "cuda")  # pinned: the copy to the GPU overlaps compute
+            def loss_fn(model, batch):
+                return builders.total_loss(terms, model(batch), batch)
 
-        def loss_fn(model, batch):
-            return builders.total_loss(terms, model(batch), batch)
+            def evaluate(step: int) -> dict:  # on every process: a sharded model needs all of them to run
+                return {k: v for evaluator in evaluators for k, v in evaluator.run(model, eval_set).items()}
 
-        def evaluate(step: int) -> dict:
-            metrics = {}
-            for evaluator in evaluators:  # on every process: a sharded model needs all of them to run
-                metrics.update(evaluator.run(model, eval_set))
-            return metrics
-
-        return train_and_report(run, run_dir, device, model=trained, loss_fn=loss_fn, optimizer=optimizer,
-                                schedule=schedule, batches=batches, evaluate=evaluate if evaluators else None)
+            loop = Loop(model=trained, loss_fn=loss_fn, optimizer=optimizer, schedule=schedule, batches=batches,
+                        run_dir=str(run_dir), device=device, evaluate=evaluate if evaluators else None,
+                        **loop_settings(run))
+            return fit_and_report(loop, run)

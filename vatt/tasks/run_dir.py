@@ -1,8 +1,10 @@
 """The run directory every task writes into, the device a run asks for, and a training task's run of its Loop."""
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -92,27 +94,45 @@ def _xla_device(name: str, device: torch.device) -> torch.device:
                         f"{exc}); set PJRT_DEVICE (TPU, CUDA or CPU)") from None
 
 
-def train_and_report(run, run_dir: Path, device: torch.device, *, model, loss_fn, optimizer, schedule, batches,
-                     evaluate=None) -> dict:
-    """A training task's Loop from its run settings (`RunSettings`): resume from the run directory, train with
-    progress and metrics on the main process, evaluate at the end (``evaluate``: step → metrics, on every
-    process; None for no evaluation) and write results.json. Returns the results on the main process, {} on
-    the others."""
-    main_process = distributed.is_main_process()
-    loop = Loop(model=model, loss_fn=loss_fn, optimizer=optimizer, schedule=schedule, batches=batches,
-                run_dir=str(run_dir), steps=run.steps, seed=run.seed, device=device,
-                checkpoint_every=run.checkpoint_every, keep_checkpoints=run.keep_checkpoints,
-                max_grad_norm=run.max_grad_norm, evaluate=evaluate, eval_every=run.eval_every,
+def evaluation_setup(run, config_path: Path | None, cfg: dict) -> tuple[torch.device, Path]:
+    """An evaluation task's device and run directory, on one process (its run section has device, threads and
+    dir)."""
+    device = resolve_device(run.device)
+    if run.threads:
+        torch.set_num_threads(run.threads)
+    return device, prepare_run_dir(run.dir, config_path, cfg)
+
+
+@contextlib.contextmanager
+def training_session(run) -> Iterator[torch.device]:
+    """A training run's threads and process group (torchrun); yields this process's device."""
+    if run.threads:
+        torch.set_num_threads(run.threads)
+    with distributed.process_group(resolve_device(run.device), run.collective_timeout) as device:
+        yield device
+
+
+def loop_settings(run) -> dict:
+    """The Loop's keyword arguments that a run section (`RunSettings`) sets."""
+    return dict(steps=run.steps, seed=run.seed, checkpoint_every=run.checkpoint_every,
+                keep_checkpoints=run.keep_checkpoints, max_grad_norm=run.max_grad_norm, eval_every=run.eval_every,
                 precision=run.precision, max_bad_steps=run.max_bad_steps)
+
+
+def fit_and_report(loop: Loop, run) -> dict:
+    """Run a training task's Loop: resume from its run directory, train with progress and metrics on the main
+    process, evaluate at the end (``loop.evaluate``, on every process) and write results.json. Returns the
+    results on the main process, {} on the others."""
+    main_process = distributed.is_main_process()
     start = loop.resume()
     if main_process:
         if start:
-            print(f"resuming {run_dir} from step {start}", file=sys.stderr)
-        loop.logger = RunLogger(run_dir, total_steps=run.steps, batch_size=run.batch_size,
+            print(f"resuming {loop.run_dir} from step {start}", file=sys.stderr)
+        loop.logger = RunLogger(loop.run_dir, total_steps=run.steps, batch_size=run.batch_size,
                                 tensorboard=run.tensorboard, print_every=run.log_every, start_step=start)
     try:
         loop.fit()
-        results = evaluate(run.steps) if evaluate is not None else {}
+        results = loop.evaluate(run.steps) if loop.evaluate is not None else {}
         if main_process:
             if results:
                 loop.logger.log_eval(run.steps, results)

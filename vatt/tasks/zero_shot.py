@@ -20,9 +20,9 @@ from vatt.engine.logging import RunLogger
 from vatt.registry import register
 from vatt.tasks import builders
 from vatt.tasks.base import Task, settings
-from vatt.tasks.checkpoint_init import load_by_name, read_checkpoint
-from vatt.tasks.finetune import INIT_REPORT, check_roots
-from vatt.tasks.run_dir import prepare_run_dir, resolve_device
+from vatt.tasks.checkpoint_init import INIT_REPORT, load_by_name, read_checkpoint
+from vatt.tasks.run_dir import evaluation_setup
+from vatt.tasks.settings import check_roots
 
 MODEL_KEYS = ("modalities", "shared_backbone", "init")
 
@@ -69,10 +69,7 @@ class ZeroShot(Task):
     def run(self, cfg: dict, config_path: Path | None = None) -> dict[str, Any]:
         run = settings(ZeroShotRunSettings, cfg, "run")
         data = settings(ZeroShotDataSettings, cfg, "data")
-        device = resolve_device(run.device)
-        if run.threads:
-            torch.set_num_threads(run.threads)
-        run_dir = prepare_run_dir(run.dir, config_path, cfg)
+        device, run_dir = evaluation_setup(run, config_path, cfg)
 
         eval_set = builders.build_dataset(data.eval, "data.eval")
         model = self.build_model(cfg)

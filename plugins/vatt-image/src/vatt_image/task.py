@@ -3,9 +3,10 @@
 The recipe, top to bottom: an image folder whose pictures are tiled 4× in time into clips → the pre-trained
 video tower, its position tables interpolated to the larger input (384² instead of 224²) → a fresh linear
 classifier → SGD with momentum 0.9 from 8e-2 on a cosine, no weight decay, cross-entropy with label
-smoothing 0.1 → 50 epochs at batch 512 → top-1 and top-5. vatt's ``finetune`` task already does the
-loading, the loop and the evaluation; this task adds what an image recipe says differently: its length in
-epochs, no gradient clipping, and clips that must be as long and as large as the tokenizer expects.
+smoothing 0.1 → 50 epochs at batch 512 → top-1 and top-5. vatt's classifier recipe
+(`vatt.tasks.classifier.fine_tune`) does the loading, the loop and the evaluation; this task says what an
+image recipe says differently: its length in epochs, no gradient clipping, and clips that must be as long and
+as large as the tokenizer expects.
 """
 from __future__ import annotations
 
@@ -14,18 +15,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from vatt.config import merge
 from vatt.registry import ConfigError
 from vatt.tasks import builders
-from vatt.tasks.base import settings
-from vatt.tasks.finetune import FineTune, FineTuneSettings
-from vatt.tasks.pretrain import RunSettings
+from vatt.tasks.base import Task, settings
+from vatt.tasks.classifier import (
+    INJECTED,
+    check_classifier,
+    classifier_model,
+    classifier_sections,
+    fine_tune,
+    smoothed_cross_entropy,
+)
+from vatt.tasks.settings import ClassifierSettings, RunSettings, check_roots
 
 
 @dataclass
-class ImageTrainingSettings(FineTuneSettings):
+class ImageTrainingSettings:
+    label_smoothing: float = 0.1
     epochs: int | None = None                    # passes over data.train; an explicit run.steps wins (a short try)
     backbone_max_grad_norm: float | None = None  # the image recipe clips no gradients
+    classifier_max_grad_norm: float | None = None
 
 
 def epoch_steps(images: int, batch_size: int, epochs: int) -> int:
@@ -52,17 +64,24 @@ def clip_shape_problems(cfg: dict) -> list[str]:
     return problems
 
 
-class ImageFineTune(FineTune):
+class ImageFineTune(Task):
     """Image classification with a pre-trained video tower: images tiled in time, length in epochs, top-1/5."""
 
-    sections = {**FineTune.sections, "training": ImageTrainingSettings}
+    sections = classifier_sections(ImageTrainingSettings)
+    injected = INJECTED
 
     def check(self, cfg: dict) -> list[str]:
-        problems = super().check(cfg) + clip_shape_problems(cfg)
+        problems = check_classifier(cfg) + clip_shape_problems(cfg)
         epochs = (cfg.get("training") or {}).get("epochs")
         if isinstance(epochs, int) and epochs < 1:
             problems.append(f"training.epochs: must be positive, got {epochs}")
         return problems
+
+    def check_data(self, cfg: dict) -> list[str]:
+        return check_roots(cfg.get("data") or {}, ("train", "eval"))
+
+    def build_model(self, cfg: dict) -> torch.nn.Module:
+        return classifier_model(settings(ClassifierSettings, cfg, "model"))
 
     def run(self, cfg: dict, config_path: Path | None = None) -> dict[str, Any]:
         training = settings(ImageTrainingSettings, cfg, "training")
@@ -73,4 +92,8 @@ class ImageFineTune(FineTune):
             print(f"training.epochs={training.epochs}: {images} images at batch {batch_size} → {steps} steps",
                   file=sys.stderr)
             cfg = merge(cfg, {"run": {"steps": steps}})  # saved with the run's resolved config
-        return super().run(cfg, config_path)
+        model = settings(ClassifierSettings, cfg, "model")
+        return fine_tune(cfg, config_path, build_model=self.build_model,
+                         loss_fn=smoothed_cross_entropy(model.modality, training.label_smoothing), multi_hot=False,
+                         tower_max_norm=training.backbone_max_grad_norm,
+                         classifier_max_norm=training.classifier_max_grad_norm)
