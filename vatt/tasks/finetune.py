@@ -21,11 +21,12 @@ from vatt.data.loader import describe, make_loader
 from vatt.data.sampler import StepBatchSampler
 from vatt.engine import distributed, speed
 from vatt.engine.parallel import PARALLEL_MODES, data_parallel
+from vatt.messages import shown
 from vatt.registry import ConfigError, build, register
 from vatt.tasks import builders
 from vatt.tasks.base import Task, settings
 from vatt.tasks.checkpoint_init import load_by_name, read_checkpoint
-from vatt.tasks.pretrain import DataSettings, RunSettings, check_data_settings
+from vatt.tasks.pretrain import DataSettings, RunSettings
 from vatt.tasks.run_dir import resolve_device, train_and_report, training_run_dir
 
 INIT_REPORT = "init_report.json"
@@ -95,7 +96,7 @@ def init_tower(network: nn.Module, model: TowerSettings, run_dir: Path | None) -
 
 def check_run(cfg: dict) -> list[str]:
     run = cfg.get("run") or {}
-    return [f"run.{key}: must be one of {', '.join(allowed)}, got {run[key]!r}"
+    return [f"run.{key}: must be one of {', '.join(allowed)}, got {shown(run[key])}"
             for key, allowed in (("parallel", PARALLEL_MODES), ("precision", tuple(speed.PRECISIONS)))
             if key in run and run[key] not in allowed]
 
@@ -187,7 +188,7 @@ class FineTune(Task):
     multi_hot = False  # whether training samples may carry multi-hot 'labels'
 
     def check(self, cfg: dict) -> list[str]:
-        problems = check_tower(cfg) + check_run(cfg) + check_data_settings(cfg)
+        problems = check_tower(cfg) + check_run(cfg)
         classes = (cfg.get("model") or {}).get("num_classes")
         if isinstance(classes, int) and classes < 1:
             problems.append(f"model.num_classes: must be positive, got {classes}")
@@ -232,6 +233,7 @@ class FineTune(Task):
         with distributed.main_process_first():
             train_set = builders.build_dataset(data.train, "data.train")
             eval_set = builders.build_dataset(data.eval, "data.eval")
+        builders.check_fills_a_batch(train_set, "data.train", run.batch_size)
         check_num_classes(model.num_classes, train=train_set, eval=eval_set)
         network = self.build_model(cfg)
         if model.init:  # a resumed run overwrites this below with its own checkpoint

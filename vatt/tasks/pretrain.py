@@ -15,27 +15,29 @@ import torch
 from vatt.data.loader import make_loader
 from vatt.engine import distributed, speed
 from vatt.engine.parallel import PARALLEL_MODES, data_parallel
+from vatt.messages import shown
+from vatt.ranges import at_least, within
 from vatt.registry import build, register
 from vatt.tasks import builders
-from vatt.tasks.base import Task, settings
+from vatt.tasks.base import Task, mapping, settings
 from vatt.tasks.run_dir import resolve_device, train_and_report, training_run_dir
 
 
 @dataclass
 class RunSettings:
     dir: str | None = None           # default: runs/<config file name>
-    seed: int = 0
-    steps: int = 1000
-    batch_size: int = 32
-    log_every: int = 10
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 3
-    eval_every: int = 0              # 0: evaluate only at the end
+    seed: int = at_least(0, 0)
+    steps: int = at_least(1, 1000)
+    batch_size: int = at_least(1, 32)  # the global batch, over all processes
+    log_every: int = at_least(1, 10)
+    checkpoint_every: int = at_least(1, 500)
+    keep_checkpoints: int = at_least(1, 3)
+    eval_every: int = at_least(0, 0, "0 evaluates only at the end")
     device: str = "cpu"              # cpu, cuda, cuda:1, or auto
-    threads: int | None = None       # torch intra-op threads; None keeps torch's default
+    threads: int | None = at_least(1, None)  # torch intra-op threads; None keeps torch's default
     max_grad_norm: float | None = None
     tensorboard: bool = True
-    max_bad_steps: int = 10          # steps in a row with a NaN/Inf loss (each skipped) before the run stops
+    max_bad_steps: int = at_least(1, 10)  # steps in a row with a NaN/Inf loss (each skipped) before the run stops
     # several processes (torchrun): how the model is spread, and how long a collective may wait for the others
     parallel: str = "ddp"            # ddp (replicas) or fsdp (FSDP2 fully_shard: sharded parameters)
     collective_timeout: float = 900.0  # seconds
@@ -51,17 +53,9 @@ class RunSettings:
 class DataSettings:
     train: dict | None = None        # a dataset node
     eval: dict | None = None         # the held-out dataset evaluators read
-    num_workers: int = 0
-    max_failed_share: float = 0.01   # share of the training samples that may fail to read before the run stops
-
-
-def check_data_settings(cfg: dict) -> list[str]:
-    """Values of the data section the type checks can't judge (shared by the tasks that train)."""
-    share = (cfg.get("data") or {}).get("max_failed_share")
-    if isinstance(share, (int, float)) and not isinstance(share, bool) and not 0.0 <= share <= 1.0:
-        return [f"data.max_failed_share: must be a share in [0, 1] (0.01 stops the run once 1 % of the samples "
-                f"failed to read), got {share!r}"]
-    return []
+    num_workers: int = at_least(0, 0, "0 reads the data in the main process")
+    # share of the training samples that may fail to read before the run stops
+    max_failed_share: float = within(0, 1, 0.01, "0.01 stops the run once 1 % of the samples failed to read")
 
 
 NO_DATA = ("data.train: no training data is configured. Either point it at a dataset, or try the embedded "
@@ -81,7 +75,7 @@ class Pretrain(Task):
 
     def check(self, cfg: dict) -> list[str]:
         problems = builders.check_model(cfg.get("model"))
-        modalities = (cfg.get("model") or {}).get("modalities") or {}
+        modalities = mapping(mapping(cfg.get("model")).get("modalities"))
         problems += builders.check_losses(cfg.get("losses"), modalities)
         for key in ("optimizer", "schedule"):
             if not isinstance(cfg.get(key), dict):
@@ -89,10 +83,8 @@ class Pretrain(Task):
         run = cfg.get("run") or {}
         for key, allowed in (("parallel", PARALLEL_MODES), ("precision", tuple(speed.PRECISIONS))):
             if key in run and run[key] not in allowed:
-                problems.append(f"run.{key}: must be one of {', '.join(allowed)}, got {run[key]!r}")
-        if isinstance(run.get("max_bad_steps"), int) and run["max_bad_steps"] < 1:
-            problems.append(f"run.max_bad_steps: must be at least 1, got {run['max_bad_steps']}")
-        return problems + check_data_settings(cfg)
+                problems.append(f"run.{key}: must be one of {', '.join(allowed)}, got {shown(run[key])}")
+        return problems
 
     def check_data(self, cfg: dict) -> list[str]:
         data = cfg.get("data") or {}
@@ -119,6 +111,7 @@ class Pretrain(Task):
         with distributed.main_process_first():  # a dataset that builds a cache builds it once
             train_set = builders.build_dataset(data.train, "data.train")
             eval_set = builders.build_dataset(data.eval, "data.eval") if data.eval else None
+        builders.check_fills_a_batch(train_set, "data.train", run.batch_size)
         model = builders.build_model(cfg["model"]).to(device)
         terms = builders.build_losses(cfg["losses"])
         speed.apply_switches(model, fused_ops=run.fused_ops, sdpa=run.sdpa, compile=run.compile,
