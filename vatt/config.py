@@ -4,6 +4,10 @@ A config is plain data. Component nodes are mappings with a ``type`` key naming 
 key a node sits under says its kind (``tokenizer:`` → tokenizers, ``losses:`` → a list of losses, ...).
 Validation walks the whole tree and reports every problem at once, each with its config path, before
 anything is built.
+
+YAML aliases let a file of a few hundred bytes stand for gigabytes ("billion laughs"); a config is names and
+numbers, so the reader refuses, while composing, text whose aliases would expand it past MAX_VALUES values or
+MAX_CHARACTERS characters, before anything walks, copies or prints the expanded tree.
 """
 from __future__ import annotations
 
@@ -17,10 +21,64 @@ from typing import Any
 
 import yaml
 
-from vatt.registry import ConfigError, Entry, check_kwargs, registry, RegistryError, UserError
+from vatt.messages import cut, shown
+from vatt.ranges import range_problems
+from vatt.registry import SINGULAR, ConfigError, Entry, RegistryError, UserError, check_kwargs, registry
+
+# Far beyond any real config (the paper's have a few hundred values in a few KB), far below what hurts.
+MAX_TEXT = 1 << 20            # characters of a config file or an override value
+MAX_VALUES = 100_000          # scalars, lists and mappings, once the aliases are expanded
+MAX_CHARACTERS = 10_000_000   # characters of all scalars, once the aliases are expanded
+MAX_DEPTH = 64                # lists and mappings inside each other
+
+
+class _Refused(yaml.YAMLError):
+    """YAML text whose expansion is refused (see the module docstring)."""
+
 
 class _Loader(yaml.SafeLoader):
-    """YAML 1.1 reads ``1e-4`` as a string; configs are full of such learning rates, so read them as floats."""
+    """YAML 1.1 reads ``1e-4`` as a string; configs are full of such learning rates, so read them as floats.
+
+    Composing also keeps the size of every node with its aliases expanded ((values, characters), counted once
+    per node: an alias reuses its anchor's count), so an alias bomb is refused before it is ever expanded.
+    """
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._expanded: dict[int, tuple[int, int]] = {}
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        line = f"line {event.start_mark.line + 1}"
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _Refused(f"lists and mappings nest more than {MAX_DEPTH} deep ({line})")
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if isinstance(event, yaml.AliasEvent):
+            if id(node) not in self._expanded:  # its anchor is still being composed: the alias is inside it
+                raise _Refused(f"the alias *{event.anchor} is inside its own anchor ({line})")
+            return node
+        values, characters = 1, len(node.value) if isinstance(node, yaml.ScalarNode) else 0
+        for child in _children(node):
+            child_values, child_characters = self._expanded[id(child)]
+            values, characters = values + child_values, characters + child_characters
+        if values > MAX_VALUES or characters > MAX_CHARACTERS:
+            raise _Refused(f"the node at {line} expands through its aliases to more than {MAX_VALUES:,} values or "
+                           f"{MAX_CHARACTERS:,} characters; a config is names and numbers")
+        self._expanded[id(node)] = (values, characters)
+        return node
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 _Loader.add_implicit_resolver(
@@ -33,8 +91,17 @@ _Loader.add_implicit_resolver(
     list("-+0123456789."))
 
 
-def parse_yaml(text: str):
-    return yaml.load(text, Loader=_Loader)
+def parse_yaml(text: str, source: str = "YAML text"):
+    """The data of YAML ``text``; UserError naming ``source`` if it is not valid YAML or too large."""
+    if len(text) > MAX_TEXT:
+        raise UserError(f"{source}: {len(text):,} characters; a config is names and numbers, refused above "
+                        f"{MAX_TEXT:,}")
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except _Refused as exc:
+        raise UserError(f"{source}: refused: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{source}: not valid YAML: {exc}") from None
 
 
 # The key a component node sits under → its registry kind.
@@ -43,6 +110,7 @@ NODE_KINDS = {
     "losses": "losses", "evaluators": "evaluators", "optimizer": "optimizers", "schedule": "schedules",
     "train": "datasets", "eval": "datasets", "datasets": "datasets",
 }
+LIST_KEYS = {"losses", "evaluators", "datasets"}  # keys that hold a list of nodes; any other holds one node
 
 
 def load(path: str | os.PathLike, overrides: list[str] = ()) -> dict:
@@ -65,10 +133,10 @@ def load(path: str | os.PathLike, overrides: list[str] = ()) -> dict:
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
-    try:
-        data = parse_yaml(path.read_text())
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML: {exc}") from None
+    size = path.stat().st_size
+    if size > MAX_TEXT:  # before reading it: the file could be any size
+        raise UserError(f"{path}: {size:,} bytes; a config is names and numbers, refused above {MAX_TEXT:,}")
+    data = parse_yaml(path.read_text(), str(path))
     if not isinstance(data, dict):
         raise UserError(f"{path}: a config must be a mapping at the top level, got {type(data).__name__}")
     return data
@@ -88,15 +156,12 @@ def merge(base: dict, update: dict) -> dict:
 def apply_override(cfg: dict, text: str) -> None:
     """Apply ``a.b.c=value`` (value parsed as YAML; list items by index, ``losses.0.weight=2``)."""
     if "=" not in text:
-        raise UserError(f"override {text!r} is not of the form key.sub=value")
+        raise UserError(f"override {shown(text)} is not of the form key.sub=value")
     dotted, raw = text.split("=", 1)
     keys = [k for k in dotted.strip().split(".")]
     if not all(keys):
-        raise UserError(f"override {text!r}: empty key in {dotted!r}")
-    try:
-        value = parse_yaml(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        raise UserError(f"override {text!r}: value is not valid YAML: {exc}") from None
+        raise UserError(f"override {shown(text)}: empty key in {shown(dotted)}")
+    value = parse_yaml(raw, f"override {shown(text)}: the value") if raw.strip() else None
     node: Any = cfg
     for depth, key in enumerate(keys[:-1]):
         here = ".".join(keys[: depth + 1])
@@ -106,7 +171,7 @@ def apply_override(cfg: dict, text: str) -> None:
         if node.get(key) is None:
             node[key] = {}
         if not isinstance(node[key], (dict, list)):
-            raise UserError(f"override {text!r}: {here} is {node[key]!r}, not a mapping")
+            raise UserError(f"override {shown(text)}: {here} is {shown(node[key])}, not a mapping")
         node = node[key]
     last = keys[-1]
     if isinstance(node, list):
@@ -117,7 +182,7 @@ def apply_override(cfg: dict, text: str) -> None:
 
 def _list_index(items: list, key: str, where: str, text: str) -> int:
     if not key.isdigit() or int(key) >= len(items):
-        raise UserError(f"override {text!r}: {where} needs a list index below {len(items)}, got {key!r}")
+        raise UserError(f"override {shown(text)}: {where} needs a list index below {len(items)}, got {shown(key)}")
     return int(key)
 
 
@@ -136,12 +201,12 @@ def save_resolved(cfg: dict, path: str | os.PathLike) -> None:
 
 # validation -----------------------------------------------------------------------------------------
 def check_section(schema: type, value: Any, where: str) -> list[str]:
-    """Check a plain settings mapping against a dataclass's fields (unknown, missing, simple types)."""
+    """Check a plain settings mapping against a dataclass's fields (unknown, missing, simple types, ranges)."""
     if value is None:
         value = {}
     if not isinstance(value, dict):
-        return [f"{where}: expected a mapping of {schema.__name__} settings, got {value!r}"]
-    return check_kwargs(Entry("settings", where, schema), value, where)
+        return [f"{where}: must be a mapping of settings ({where}.key=value), got {shown(value)}"]
+    return check_kwargs(Entry("settings", where, schema), value, where) + range_problems(schema, value, where)
 
 
 def component_nodes(cfg: Any, where: str = "") -> list[tuple[str, str, dict]]:
@@ -151,7 +216,7 @@ def component_nodes(cfg: Any, where: str = "") -> list[tuple[str, str, dict]]:
         for key, value in cfg.items():
             path = f"{where}.{key}" if where else str(key)
             kind = NODE_KINDS.get(key)
-            if kind and isinstance(value, list):
+            if kind and key in LIST_KEYS and isinstance(value, list):
                 for i, item in enumerate(value):
                     found.append((f"{path}.{i}", kind, item))
                     found += component_nodes(item, f"{path}.{i}")
@@ -170,7 +235,8 @@ def check_components(cfg: dict, *, reserved: dict[str, set] | None = None,
     problems: list[str] = []
     for path, kind, node in component_nodes(cfg):
         if not isinstance(node, dict) or "type" not in node:
-            problems.append(f"{path}: a {kind[:-1]} needs a mapping with a 'type' key, got {node!r}")
+            problems.append(f"{path}: must be a mapping naming its {SINGULAR[kind]} with a 'type' key, "
+                            f"got {shown(node)}")
             continue
         try:
             entry = registry(kind).get(str(node["type"]), where=f"{path}.type")
@@ -192,9 +258,9 @@ def check_top_level(cfg: dict, sections: set[str]) -> list[str]:
     problems = []
     for key in cfg:
         if key not in sections:
-            close = difflib.get_close_matches(key, sorted(sections), n=1, cutoff=0.6)
+            close = difflib.get_close_matches(str(key), sorted(sections), n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            problems.append(f"{key}: unknown top-level section{hint} (valid: {', '.join(sorted(sections))})")
+            problems.append(f"{cut(str(key))}: unknown top-level section{hint} (valid: {', '.join(sorted(sections))})")
     return problems
 
 

@@ -20,8 +20,13 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-KINDS = ("tokenizers", "backbones", "heads", "losses", "evaluators", "datasets", "optimizers",
-         "schedules", "tasks")
+from vatt.messages import cut, reason, shown
+
+# each kind of component → how a message names one of them
+SINGULAR = {"tokenizers": "tokenizer", "backbones": "backbone", "heads": "head", "losses": "loss",
+            "evaluators": "evaluator", "datasets": "dataset", "optimizers": "optimizer", "schedules": "schedule",
+            "tasks": "task"}
+KINDS = tuple(SINGULAR)
 BUILTINS_MODULE = "vatt.components"
 
 
@@ -30,13 +35,19 @@ class UserError(Exception):
 
 
 class ConfigError(UserError):
-    """Every problem found in a config, each with its config path, reported at once."""
+    """Every problem found in a config, each with its config path, reported at once (the first SHOWN_PROBLEMS
+    of them in the message, so that it fits on a screen)."""
+
+    SHOWN_PROBLEMS = 20
 
     def __init__(self, problems: Iterable[str], source: str | None = None):
         self.problems = list(problems)
         self.source = source
         head = f"{len(self.problems)} problem(s) in config" + (f" {source}" if source else "") + ":"
-        super().__init__("\n".join([head] + [f"  - {p}" for p in self.problems]))
+        lines = [head] + [f"  - {p}" for p in self.problems[: self.SHOWN_PROBLEMS]]
+        if len(self.problems) > self.SHOWN_PROBLEMS:
+            lines.append(f"  ... and {len(self.problems) - self.SHOWN_PROBLEMS} more")
+        super().__init__("\n".join(lines))
 
 
 class RegistryError(UserError):
@@ -78,7 +89,7 @@ class Registry:
         taken = self._entries.get(entry.name)
         if taken is not None and taken.obj is not entry.obj:
             raise RegistryError(
-                f"{self.kind} name {entry.name!r} is registered twice: by {taken.source} "
+                f"{SINGULAR[self.kind]} name {entry.name!r} is registered twice: by {taken.source} "
                 f"(package {taken.provider}) and by {entry.source} (package {entry.provider})")
         if taken is not None and not entry.example:
             entry.example = taken.example
@@ -96,12 +107,14 @@ class Registry:
     def _load_entry_point(self, name: str, candidates: list[metadata.EntryPoint]) -> None:
         if len(candidates) > 1:
             claims = ", ".join(f"{_dist_name(ep)} ({ep.value})" for ep in candidates)
-            raise RegistryError(f"{self.kind} name {name!r} is claimed by several plugins: {claims}; "
+            raise RegistryError(f"{SINGULAR[self.kind]} name {name!r} is claimed by several plugins: {claims}; "
                                 f"uninstall one of them")
         ep = candidates[0]
         try:
             obj = ep.load()
-        except Exception as exc:  # a broken plugin must not break the rest of vatt
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a broken plugin (even one that calls sys.exit) breaks only its own names
             self._failures[name] = PluginFailure(self.kind, name, _dist_name(ep), exc)
             return
         dist = ep.dist
@@ -112,9 +125,13 @@ class Registry:
     # lookup -----------------------------------------------------------------------------------------
     def get(self, name: str, where: str | None = None) -> Entry:
         ensure_builtins()
-        if name in self._entries:
-            return self._entries[name]
         candidates = self._entry_points().get(name)
+        if name in self._entries:
+            clash = self._builtin_clash(name, candidates or [])
+            if clash:
+                raise RegistryError(f"{clash}{f' (at {where})' if where else ''}; rename the plugin's entry "
+                                    f"point or uninstall the plugin")
+            return self._entries[name]
         if candidates:
             self._load_entry_point(name, candidates)
             if name in self._entries:
@@ -125,19 +142,19 @@ class Registry:
         failure = self._failures.get(name)
         at = f" (at {where})" if where else ""
         if failure is not None:
-            err = RegistryError(f"{self.kind} {name!r}{at} comes from plugin {failure.provider}, which failed "
-                                f"to import: {type(failure.error).__name__}: {failure.error}")
+            err = RegistryError(f"{SINGULAR[self.kind]} {shown(name)}{at} comes from plugin {failure.provider}, "
+                                f"which failed to import: {reason(failure.error)}")
             err.__cause__ = failure.error
             return err
         known = sorted(set(self._entries) | set(self._entry_points()))
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-        msg = f"unknown {self.kind[:-1]} {name!r}{at}."
+        msg = f"unknown {SINGULAR[self.kind]} {shown(name)}{at}."
         msg += f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         msg += f" Registered {self.kind}: {', '.join(known) or 'none'}."
         broken = [f for f in self._failures.values()]
         if broken:
             msg += " Plugins that failed to import: " + "; ".join(
-                f"{f.provider} ({f.name}: {type(f.error).__name__}: {f.error})" for f in broken)
+                f"{f.provider} ({f.name}: {reason(f.error)})" for f in broken)
             err = RegistryError(msg)
             err.__cause__ = broken[0].error
             return err
@@ -157,6 +174,24 @@ class Registry:
     def failures(self) -> list[PluginFailure]:
         return list(self._failures.values())
 
+    def _builtin_clash(self, name: str, candidates: list[metadata.EntryPoint]) -> str | None:
+        """Which plugins declare ``name`` although vatt (or another package's ``@register``) already has it: such a
+        plugin is never loaded, and a config that names it would silently get the other component."""
+        entry = self._entries[name]
+        others = [ep for ep in candidates if _dist_name(ep) != entry.provider]
+        if not others:
+            return None
+        claims = ", ".join(f"plugin {_dist_name(ep)} ({ep.value})" for ep in others)
+        return (f"{SINGULAR[self.kind]} name {name!r} is claimed by {entry.source} (package {entry.provider}) and by "
+                f"{claims}")
+
+    def shadowed(self) -> list[str]:
+        """A line for each name that a plugin declares and a registered component already has (for --list)."""
+        ensure_builtins()
+        clashes = (self._builtin_clash(name, candidates) for name, candidates in self._entry_points().items()
+                   if name in self._entries)
+        return [clash for clash in clashes if clash]
+
     def names(self) -> list[str]:
         ensure_builtins()
         return sorted(set(self._entries) | set(self._entry_points()))
@@ -168,16 +203,30 @@ def _dist_name(ep: metadata.EntryPoint) -> str:
 
 REGISTRIES: dict[str, Registry] = {kind: Registry(kind) for kind in KINDS}
 _builtins_lock = threading.RLock()
-_builtins_state = {"loaded": False}
+_builtins_state: dict[str, Any] = {"loaded": False, "loading": False, "error": None}
 
 
 def ensure_builtins() -> None:
-    """Import vatt's own component modules once, so their decorators have run."""
+    """Import vatt's own component modules once, so their decorators have run.
+
+    An import that fails raises the same error on every later lookup: importing again would run the half of a
+    module that did register its components a second time (and fail with "registered twice" instead), and
+    treating the built-ins as loaded would make all of their names look unknown.
+    """
     with _builtins_lock:
-        if _builtins_state["loaded"]:
+        if _builtins_state["error"] is not None:
+            raise _builtins_state["error"]
+        if _builtins_state["loaded"] or _builtins_state["loading"]:  # loading: a lookup made while importing
             return
+        _builtins_state["loading"] = True
+        try:
+            importlib.import_module(BUILTINS_MODULE)
+        except BaseException as exc:
+            _builtins_state["error"] = exc
+            raise
+        finally:
+            _builtins_state["loading"] = False
         _builtins_state["loaded"] = True
-        importlib.import_module(BUILTINS_MODULE)
 
 
 def registry(kind: str) -> Registry:
@@ -239,12 +288,13 @@ def check_kwargs(entry: Entry, kwargs: dict, where: str, injected: Iterable[str]
             close = difflib.get_close_matches(key, list(named), n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             valid = ", ".join(n for n in named if n not in injected)
-            problems.append(f"{where}.{key}: {entry.name} has no argument {key!r}{hint} (valid: {valid})")
+            problems.append(f"{where}.{cut(str(key))}: {entry.name} has no argument {shown(key)}{hint} "
+                            f"(valid: {valid})")
     hints = _type_hints(entry.obj)
     for key, value in kwargs.items():
         bad = key in named and _type_mismatch(hints.get(key), value)
         if bad:
-            problems.append(f"{where}.{key}: expected {bad}, got {value!r}")
+            problems.append(f"{where}.{key}: expected {bad}, got {shown(value)}")
     for name, p in named.items():
         if p.default is inspect.Parameter.empty and name not in kwargs and name not in injected:
             problems.append(f"{where}: {entry.name} needs {name!r}")

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from vatt import config as cfglib
+from vatt.messages import reason
 from vatt.registry import KINDS, UserError, all_entries, describe, registry
 
 
@@ -47,7 +48,10 @@ def list_components(kind: str, as_json: bool) -> str:
             package = f"{e.provider} {e.version}".strip()
             lines.append(f"  {e.name:<{width}}  [{package}]  {describe(e)}")
     for f in failures:
-        lines.append(f"plugin {f.provider} failed to load {f.kind} {f.name!r}: {type(f.error).__name__}: {f.error}")
+        lines.append(f"plugin {f.provider} failed to load {f.kind} {f.name!r}: {reason(f.error)}")
+    for clash in (clash for k in kinds for clash in registry(k).shadowed()):
+        lines.append(f"warning: {clash}; configs that use this name fail until the plugin's entry point is "
+                     f"renamed or the plugin uninstalled")
     return "\n".join(lines)
 
 

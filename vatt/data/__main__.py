@@ -1,7 +1,8 @@
 """`python -m vatt.data COMMAND`: tools for datasets.
 
     build-vocab CORPUS... --out FILE [--size 65536]   the vocabulary of the most frequent caption words
-    check CONFIG_OR_MANIFEST [--limit N] [--json]     read every entry (or N of them) and report
+    check CONFIG_OR_MANIFEST [--limit N] [--json]     read every entry (or N of them, also --sample N) and
+                                                      report; a config's packed shards too
           [--frames 32 --fps 10 --stride 1 --size 224]  (the clip to cut from a manifest's entries)
     pack MANIFEST OUT/ [--fps 10] [--workers N]       convert a manifest into tar shards of JPEG frames
 
@@ -91,15 +92,17 @@ def _datasets_to_check(target: Path, args: argparse.Namespace) -> list[tuple[str
 
 
 def check(args: argparse.Namespace) -> int:
-    from vatt.data.check import check_dataset, format_summary, summarize
+    from vatt.data.check import check_dataset, entry_count, format_summary, summarize
     from vatt.data.datasets.base import ClipDataset
+    from vatt.data.shards import ShardDataset
     summaries = []
     for name, dataset in _datasets_to_check(Path(args.target), args):
-        if not isinstance(dataset, ClipDataset):
-            print(f"{name}: {type(dataset).__name__} is not read from media files; skipped", file=sys.stderr)
+        if not isinstance(dataset, (ClipDataset, ShardDataset)):
+            print(f"{name}: {type(dataset).__name__} is not read from media files or shards; skipped",
+                  file=sys.stderr)
             continue
         reports = check_dataset(dataset, limit=args.limit, seed=args.seed)
-        summaries.append(summarize(name, len(dataset), reports))
+        summaries.append(summarize(name, entry_count(dataset), reports))
     if args.json:
         print(json.dumps(summaries, indent=1))
     else:
@@ -126,7 +129,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     vocab.set_defaults(run=build_vocab)
     checker = commands.add_parser("check", help="read every entry of a dataset and report")
     checker.add_argument("target", help="a config file (its data section) or a manifest (.jsonl/.csv)")
-    checker.add_argument("--limit", type=int, default=None, help="check N random entries instead of all")
+    checker.add_argument("--limit", "--sample", type=int, default=None, metavar="N",
+                         help="check N random entries instead of all")
     checker.add_argument("--seed", type=int, default=0)
     checker.add_argument("--json", action="store_true", help="print the full report as JSON")
     clip = checker.add_argument_group("the clip cut from each manifest entry (a config says it itself)")

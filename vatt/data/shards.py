@@ -3,9 +3,9 @@
 `ShardDataset` (registered as "shards") splits the shards over distributed ranks and DataLoader workers
 without overlap, shuffles samples in a buffer, decodes only the JPEGs the clip needs and cuts, augments and
 labels clips exactly as the file datasets do. Unreadable samples follow the data's failure policy
-(`vatt.data.failures`): a corrupt member is skipped, counted and logged as `SHARD:KEY`, a shard that breaks
-off (truncated, missing) loses the samples it still held, and a reader stops with `DataError` once more than
-`max_failure_rate` of its samples failed.
+(`vatt.data.failures`): a corrupt sample, or one not named KEY.SUFFIX with a numeric KEY, is skipped, counted
+and logged as `SHARD:KEY`, a shard that breaks off (truncated, missing) loses the samples it still held, and a
+reader stops with `DataError` once more than `max_failure_rate` of its samples failed.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import io
 import json
 import logging
 import os
+import re
 import wave
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -28,6 +30,7 @@ from vatt.data.datasets.base import ClipEntry, SampleMaker, settings_from, token
 from vatt.data.decode import EPSILON, MediaError, MediaInfo, pick_frames
 from vatt.data.failures import DEFAULT_MAX_FAILURE_RATE, FailureCounter, check_failure_rate, note_reading
 from vatt.data.pack import INDEX, frame_member
+from vatt.messages import cut
 from vatt.registry import register
 
 log = logging.getLogger("vatt.data")
@@ -134,6 +137,62 @@ def _samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
         yield key, members
 
 
+# what a broken packed sample raises (a missing member, bad JSON, a corrupt JPEG or WAV); anything else is a bug
+SAMPLE_ERRORS = (MediaError, KeyError, ValueError, wave.Error, EOFError)
+NUMERIC_KEY = re.compile(r"[0-9]+")  # sample keys as `vatt.data.pack` writes them
+
+
+@dataclass(frozen=True)
+class PackedSample:
+    """The members (by suffix) of the sample ``key`` of a shard; ``where`` names it as SHARD:KEY."""
+    shard: Path
+    key: str
+    members: dict[str, bytes]
+
+    @property
+    def where(self) -> str:
+        return f"{self.shard}:{self.key}"
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """What of a shard cannot be read (a badly named sample, or the rest of a shard that breaks off: `samples`
+    of them), and why."""
+    where: str
+    reason: str
+    samples: int = 1
+
+
+def packed_samples(shard: Path, expected: int) -> Iterator[PackedSample | Unreadable]:
+    """Each sample of ``shard`` in order, or what cannot be read of it; ``expected`` (the index's count) says
+    how many samples a shard that breaks off has lost. Members are only ever read into memory, so a member
+    named ``../x`` or ``/etc/x`` is just a badly named sample: nothing is extracted anywhere."""
+    read, samples = 0, _samples(shard)
+    while True:
+        try:
+            item = next(samples, None)
+        except (ShardError, OSError) as exc:  # the rest of the shard is lost
+            kind = f"{type(exc).__name__}: " if isinstance(exc, OSError) else ""
+            yield Unreadable(str(shard), f"unreadable after {read} of {expected} samples: {kind}{exc}",
+                             samples=max(1, expected - read))
+            return
+        except Exception as exc:
+            raise RuntimeError(f"data loading failed while reading shard {shard}: "
+                               f"{type(exc).__name__}: {exc}") from exc
+        if item is None:
+            if read < expected:  # ended cleanly on a member boundary: truncated there
+                yield Unreadable(str(shard), f"ends after {read} of its {expected} samples", samples=expected - read)
+            return
+        key, members = item
+        read += 1
+        if NUMERIC_KEY.fullmatch(key):
+            yield PackedSample(shard, key, members)
+            continue
+        member = cut(f"{key}.{next(iter(members))}")
+        yield Unreadable(f"{shard}:{member}", f"member {member!r} is not named KEY.SUFFIX with a numeric KEY "
+                                              f"(as `python -m vatt.data pack` names them)")
+
+
 def _process_slot() -> tuple[int, int]:
     """(this reader's number, number of readers) over distributed ranks × DataLoader workers."""
     rank, world = 0, 1
@@ -188,39 +247,26 @@ class ShardDataset(SampleMaker, IterableDataset):
         order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.shards))
         return [self.shards[i] for i in order[reader::readers]]
 
+    def sample(self, packed: PackedSample) -> dict:
+        """The training (or evaluation) sample of a packed one, its clip drawn from (seed, epoch, key). Raises
+        one of SAMPLE_ERRORS if the sample is broken."""
+        clip = PackedClip(f"{packed.shard.name}:{packed.key}", packed.members)
+        return self.make(clip.entry(), np.random.default_rng([self.seed, self.epoch, int(packed.key)]), media=clip)
+
     def _clips(self, shards: Sequence[Path], counter: FailureCounter) -> Iterator[dict]:
         for shard in shards:
-            expected, read = self.clips_in.get(shard, 0), 0
-            samples = _samples(shard)
-            while True:
+            for packed in packed_samples(shard, self.clips_in.get(shard, 0)):
+                if isinstance(packed, Unreadable):
+                    self._fail(counter, packed.where, packed.where, packed.reason, samples=packed.samples)
+                    continue
+                note_reading(packed.where)
                 try:
-                    item = next(samples, None)
-                except (ShardError, OSError) as exc:  # the rest of the shard is lost
-                    self._fail(counter, str(shard), str(shard), f"unreadable after {read} of {expected} samples: "
-                               f"{type(exc).__name__ + ': ' if isinstance(exc, OSError) else ''}{exc}",
-                               samples=max(1, expected - read))
-                    break
-                except Exception as exc:
-                    raise RuntimeError(f"data loading failed while reading shard {shard}: "
-                                       f"{type(exc).__name__}: {exc}") from exc
-                if item is None:
-                    if read < expected:  # ended cleanly on a member boundary: truncated there
-                        self._fail(counter, str(shard), str(shard), f"ends after {read} of its {expected} samples",
-                                   samples=expected - read)
-                    break
-                key, members = item
-                read += 1
-                rng = np.random.default_rng([self.seed, self.epoch, int(key)])
-                where = f"{shard}:{key}"
-                note_reading(where)
-                try:
-                    packed = PackedClip(f"{shard.name}:{key}", members)
-                    sample = self.make(packed.entry(), rng, media=packed)
-                except (MediaError, KeyError, ValueError, wave.Error, EOFError) as exc:
-                    self._fail(counter, where, where, f"{type(exc).__name__}: {exc}")
+                    sample = self.sample(packed)
+                except SAMPLE_ERRORS as exc:
+                    self._fail(counter, packed.where, packed.where, f"{type(exc).__name__}: {exc}")
                     continue
                 except Exception as exc:
-                    raise RuntimeError(f"data loading failed while reading {where}: "
+                    raise RuntimeError(f"data loading failed while reading {packed.where}: "
                                        f"{type(exc).__name__}: {exc}") from exc
                 yield sample
 

@@ -32,6 +32,9 @@ class Task:
         for name, schema in self.sections.items():
             if schema is not None and name in cfg:
                 problems += cfglib.check_section(schema, cfg[name], name)
+        if any(schema is not None and not isinstance(cfg.get(name) or {}, dict)
+               for name, schema in self.sections.items()):
+            cfglib.raise_if(problems, source)  # the checks below read every settings section as a mapping
         problems += cfglib.check_components(cfg, reserved=self.reserved, injected=self.injected)
         problems += self.check(cfg)
         if need_data:
@@ -58,6 +61,11 @@ class Task:
 
     def run(self, cfg: dict, config_path: Path | None = None) -> dict[str, Any]:
         raise NotImplementedError
+
+
+def mapping(value: Any) -> dict:
+    """``value`` if it is a mapping, else {} (for checks that read a part the shape checks report on)."""
+    return value if isinstance(value, dict) else {}
 
 
 def settings(schema: type, cfg: dict, section: str):

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch.utils.data import IterableDataset
 
+from vatt.messages import shown
 from vatt.registry import ConfigError, UserError, build
 
 
@@ -83,7 +85,7 @@ def load_word_vectors(tokenizer, spec: dict, where: str) -> None:
     from vatt.data.text import Vocabulary
     from vatt.data.word2vec import load_word2vec
     if not hasattr(tokenizer, "load_embeddings") or set(spec) != {"path", "vocabulary"}:
-        raise ConfigError([f"{where}: needs {{path, vocabulary}} on a tokenizer with a word table, got {spec!r}"])
+        raise ConfigError([f"{where}: needs {{path, vocabulary}} on a tokenizer with a word table, got {shown(spec)}"])
     try:
         vocabulary = Vocabulary.load(spec["vocabulary"])
         table = tokenizer.embedding.weight.detach().clone()  # [V, E]
@@ -122,16 +124,16 @@ def check_losses(losses: Any, modalities: dict) -> list[str]:
         inputs = node.get("inputs") if isinstance(node, dict) else None
         where = f"losses.{i}.inputs"
         if not (isinstance(inputs, list) and len(inputs) == 2 and all(isinstance(x, str) for x in inputs)):
-            problems.append(f"{where}: needs two embeddings as [modality.space, modality.space], got {inputs!r}")
+            problems.append(f"{where}: needs two embeddings as [modality.space, modality.space], got {shown(inputs)}")
             continue
         for ref in inputs:
             modality = ref.split(".")[0]
             if "." not in ref or modality not in modalities:
-                problems.append(f"{where}: {ref!r} does not name a modality of the model "
+                problems.append(f"{where}: {shown(ref)} does not name a modality of the model "
                                 f"({', '.join(modalities)}) and a space, like 'video.va'")
         weight = node.get("weight", 1.0)
         if not isinstance(weight, (int, float)) or weight < 0:
-            problems.append(f"losses.{i}.weight: must be a non-negative number, got {weight!r}")
+            problems.append(f"losses.{i}.weight: must be a non-negative number, got {shown(weight)}")
     return problems
 
 
@@ -150,6 +152,17 @@ def build_dataset(node: dict | None, where: str):
     if node is None:
         raise UserError(f"{where}: no dataset configured")
     return build("datasets", node, where)
+
+
+def check_fills_a_batch(dataset, where: str, batch_size: int) -> None:
+    """Every training step takes a full batch (each epoch drops its remainder), so a dataset of indexed
+    samples needs at least ``run.batch_size`` of them. A stream (shards) is not counted here: an epoch that
+    gives no batch stops with its own error."""
+    if isinstance(dataset, IterableDataset) or len(dataset) >= batch_size:
+        return
+    name = getattr(dataset, "name", None) or type(dataset).__name__
+    raise ConfigError([f"{where}: {name} has {len(dataset)} samples, fewer than run.batch_size ({batch_size}); "
+                       f"a training step needs a full batch: lower run.batch_size or add samples"])
 
 
 def total_loss(terms: list[LossTerm], outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:

@@ -31,8 +31,7 @@ from vatt.tasks.settings import (
     DataSettings,
     RunSettings,
     TowerSettings,
-    check_data_settings,
-    check_run,
+        check_run,
     check_tower,
 )
 
@@ -60,6 +59,7 @@ def fine_tune(cfg: dict, config_path: Path | None, *, build_model: Callable[[dic
         with distributed.main_process_first():
             train_set = builders.build_dataset(data.train, "data.train")
             eval_set = builders.build_dataset(data.eval, "data.eval")
+        builders.check_fills_a_batch(train_set, "data.train", run.batch_size)
         check_num_classes(model.num_classes, train=train_set, eval=eval_set)
 
         network = build_model(cfg)
@@ -98,7 +98,7 @@ class ClassifierHead(nn.Module):
 
 def check_classifier(cfg: dict) -> list[str]:
     """What a classifier recipe's config needs beyond its types: the tower, the run, the data, the classes."""
-    problems = check_tower(cfg) + check_run(cfg) + check_data_settings(cfg)
+    problems = check_tower(cfg) + check_run(cfg)
     classes = (cfg.get("model") or {}).get("num_classes")
     if isinstance(classes, int) and classes < 1:
         problems.append(f"model.num_classes: must be positive, got {classes}")

@@ -22,6 +22,7 @@ from vatt.engine.checkpoint import atomic_write
 from vatt.engine.logging import RunLogger
 from vatt.evaluators.classification import check_targets
 from vatt.evaluators.linear_probe import CLASSIFIERS, extract_features, num_classes_of, probe_metrics
+from vatt.ranges import at_least
 from vatt.registry import register
 from vatt.tasks import builders
 from vatt.tasks.base import Task, settings
@@ -48,20 +49,20 @@ class LinearDataSettings:
     split_key: str | None = None      # the dataset argument naming a split: split_number, or fold (ESC-50)
     splits: list | None = None        # e.g. [1, 2, 3]; None: the datasets as configured
     name: str | None = None           # the <dataset> of the result keys; default: data.train's type
-    num_workers: int = 0
+    num_workers: int = at_least(0, 0, "0 reads the data in the main process")
 
 
 @dataclass
 class ProbeSettings:
     classifiers: list = field(default_factory=lambda: list(CLASSIFIERS))
-    rank: int = 128
+    rank: int = at_least(1, 128)
     sample_fraction: float = 0.1
     lr: float = 5.0e-4
-    steps: int = 50000
-    batch_size: int = 64
+    steps: int = at_least(1, 50000)
+    batch_size: int = at_least(1, 64)
     svm_c: float = 1.0
-    svm_max_iter: int = 500           # L-BFGS iterations of the SVM
-    feature_batch_size: int = 32
+    svm_max_iter: int = at_least(1, 500)  # L-BFGS iterations of the SVM
+    feature_batch_size: int = at_least(1, 32)
 
 
 @register("tasks", "linear_eval")

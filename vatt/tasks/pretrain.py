@@ -17,9 +17,9 @@ from vatt.engine.parallel import data_parallel
 from vatt.engine.trainer import Loop
 from vatt.registry import register
 from vatt.tasks import builders
-from vatt.tasks.base import Task, settings
+from vatt.tasks.base import Task, mapping, settings
 from vatt.tasks.run_dir import fit_and_report, loop_settings, training_run_dir, training_session
-from vatt.tasks.settings import DataSettings, RunSettings, check_data_settings, check_run
+from vatt.tasks.settings import DataSettings, RunSettings, check_run
 
 NO_DATA = ("data.train: no training data is configured. Either point it at a dataset, or try the embedded "
            "synthetic one: data.train.type=synthetic (see README, 'Configs and overrides', for the keys that "
@@ -38,12 +38,12 @@ class Pretrain(Task):
 
     def check(self, cfg: dict) -> list[str]:
         problems = builders.check_model(cfg.get("model"))
-        modalities = (cfg.get("model") or {}).get("modalities") or {}
+        modalities = mapping(mapping(cfg.get("model")).get("modalities"))
         problems += builders.check_losses(cfg.get("losses"), modalities)
         for key in ("optimizer", "schedule"):
             if not isinstance(cfg.get(key), dict):
                 problems.append(f"{key}: missing")
-        return problems + check_run(cfg) + check_data_settings(cfg)
+        return problems + check_run(cfg)
 
     def check_data(self, cfg: dict) -> list[str]:
         data = cfg.get("data") or {}
@@ -63,6 +63,7 @@ class Pretrain(Task):
             with distributed.main_process_first():  # a dataset that builds a cache builds it once
                 train_set = builders.build_dataset(data.train, "data.train")
                 eval_set = builders.build_dataset(data.eval, "data.eval") if data.eval else None
+            builders.check_fills_a_batch(train_set, "data.train", run.batch_size)
 
             model = builders.build_model(cfg["model"]).to(device)
             terms = builders.build_losses(cfg["losses"])

@@ -1,7 +1,7 @@
 """The config sections that recipes share (``run``, ``data``, a downstream ``model`` tower) and their checks.
 
-Types are checked by the registry from these dataclasses; what is written here is only what a type cannot
-say: allowed names and ranges.
+Types are checked by the registry from these dataclasses and ranges from their fields' declarations
+(`vatt.ranges`); what is written here is only what neither can say: allowed names.
 """
 from __future__ import annotations
 
@@ -9,23 +9,25 @@ from dataclasses import dataclass
 
 from vatt.engine import speed
 from vatt.engine.parallel import PARALLEL_MODES
+from vatt.messages import shown
+from vatt.ranges import at_least, within
 
 
 @dataclass
 class RunSettings:
     dir: str | None = None           # default: runs/<config file name>
-    seed: int = 0
-    steps: int = 1000
-    batch_size: int = 32
-    log_every: int = 10
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 3
-    eval_every: int = 0              # 0: evaluate only at the end
+    seed: int = at_least(0, 0)
+    steps: int = at_least(1, 1000)
+    batch_size: int = at_least(1, 32)  # the global batch, over all processes
+    log_every: int = at_least(1, 10)
+    checkpoint_every: int = at_least(1, 500)
+    keep_checkpoints: int = at_least(1, 3)
+    eval_every: int = at_least(0, 0, "0 evaluates only at the end")
     device: str = "cpu"              # cpu, cuda, cuda:1, or auto
-    threads: int | None = None       # torch intra-op threads; None keeps torch's default
+    threads: int | None = at_least(1, None)  # torch intra-op threads; None keeps torch's default
     max_grad_norm: float | None = None
     tensorboard: bool = True
-    max_bad_steps: int = 10          # steps in a row with a NaN/Inf loss (each skipped) before the run stops
+    max_bad_steps: int = at_least(1, 10)  # steps in a row with a NaN/Inf loss (each skipped) before the run stops
     # several processes (torchrun): how the model is spread, and how long a collective may wait for the others
     parallel: str = "ddp"            # ddp (replicas) or fsdp (FSDP2 fully_shard: sharded parameters)
     collective_timeout: float = 900.0  # seconds
@@ -41,8 +43,9 @@ class RunSettings:
 class DataSettings:
     train: dict | None = None        # a dataset node
     eval: dict | None = None         # the held-out dataset evaluators read
-    num_workers: int = 0
-    max_failed_share: float = 0.01   # share of the training samples that may fail to read before the run stops
+    num_workers: int = at_least(0, 0, "0 reads the data in the main process")
+    # share of the training samples that may fail to read before the run stops
+    max_failed_share: float = within(0, 1, 0.01, "0.01 stops the run once 1 % of the samples failed to read")
 
 
 @dataclass
@@ -66,21 +69,9 @@ class ClassifierSettings(TowerSettings):
 def check_run(cfg: dict) -> list[str]:
     """Values of a training run's ``run`` section that its types can't judge."""
     run = cfg.get("run") or {}
-    problems = [f"run.{key}: must be one of {', '.join(allowed)}, got {run[key]!r}"
-                for key, allowed in (("parallel", PARALLEL_MODES), ("precision", tuple(speed.PRECISIONS)))
-                if key in run and run[key] not in allowed]
-    if isinstance(run.get("max_bad_steps"), int) and run["max_bad_steps"] < 1:
-        problems.append(f"run.max_bad_steps: must be at least 1, got {run['max_bad_steps']}")
-    return problems
-
-
-def check_data_settings(cfg: dict) -> list[str]:
-    """Values of the data section the type checks can't judge (shared by the tasks that train)."""
-    share = (cfg.get("data") or {}).get("max_failed_share")
-    if isinstance(share, (int, float)) and not isinstance(share, bool) and not 0.0 <= share <= 1.0:
-        return [f"data.max_failed_share: must be a share in [0, 1] (0.01 stops the run once 1 % of the samples "
-                f"failed to read), got {share!r}"]
-    return []
+    return [f"run.{key}: must be one of {', '.join(allowed)}, got {shown(run[key])}"
+            for key, allowed in (("parallel", PARALLEL_MODES), ("precision", tuple(speed.PRECISIONS)))
+            if key in run and run[key] not in allowed]
 
 
 def check_tower(cfg: dict) -> list[str]:

@@ -19,7 +19,7 @@ import torch
 from vatt.engine.logging import RunLogger
 from vatt.registry import register
 from vatt.tasks import builders
-from vatt.tasks.base import Task, settings
+from vatt.tasks.base import Task, mapping, settings
 from vatt.tasks.checkpoint_init import INIT_REPORT, load_by_name, read_checkpoint
 from vatt.tasks.run_dir import evaluation_setup
 from vatt.tasks.settings import check_roots
@@ -48,8 +48,8 @@ class ZeroShot(Task):
     injected = {"tokenizers": {"dim"}, "heads": {"in_dim"}, "evaluators": set(builders.EVALUATOR_DATASETS)}
 
     def check(self, cfg: dict) -> list[str]:
-        model = cfg.get("model") or {}
-        problems = builders.check_model(model)
+        problems = builders.check_model(cfg.get("model"))
+        model = mapping(cfg.get("model"))
         problems += [f"model.{key}: unknown key (valid: {', '.join(MODEL_KEYS)})"
                      for key in model if key not in MODEL_KEYS]
         if not cfg.get("evaluators"):
@@ -58,7 +58,7 @@ class ZeroShot(Task):
 
     def check_data(self, cfg: dict) -> list[str]:
         problems = check_roots(cfg.get("data") or {}, ("eval",))
-        if not (cfg.get("model") or {}).get("init"):
+        if not mapping(cfg.get("model")).get("init"):
             problems.append("model.init: zero-shot evaluation needs a pre-trained checkpoint (a .pt file or a "
                             "pre-training run directory)")
         return problems

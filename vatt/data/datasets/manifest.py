@@ -15,11 +15,12 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from vatt.data.captions import Caption
 from vatt.data.datasets.base import (ClipDataset, ClipEntry, settings_from, sorted_classes, tokenizer_for,
                                      with_clip_settings)
+from vatt.messages import shown
 from vatt.registry import register
 
 CSV_LABEL_SEPARATOR = ";"
@@ -31,7 +32,7 @@ def _number(value: Any, where: str, key: str) -> float | None:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{where}: {key} must be a number of seconds, got {value!r}") from None
+        raise ValueError(f"{where}: {key} must be a number of seconds, got {shown(value)}") from None
     if number < 0:
         raise ValueError(f"{where}: {key} must be >= 0, got {number}")
     return number
@@ -42,7 +43,7 @@ def _caption(value: Any, where: str) -> Caption:
         return Caption(value)
     if not isinstance(value, dict) or not isinstance(value.get("text"), str):
         raise ValueError(f"{where}: a caption must be a string or {{\"text\": ..., \"start\": .., \"end\": ..}}, "
-                         f"got {value!r}")
+                         f"got {shown(value)}")
     return Caption(value["text"], _number(value.get("start"), where, "caption start"),
                    _number(value.get("end"), where, "caption end"))
 
@@ -50,7 +51,7 @@ def _caption(value: Any, where: str) -> Caption:
 def entry_from_record(record: dict, folder: Path, where: str) -> ClipEntry:
     """A ClipEntry from one manifest record (a JSON object or a CSV row turned into one)."""
     if not isinstance(record, dict) or not isinstance(record.get("video"), str) or not record["video"]:
-        raise ValueError(f"{where}: each line needs a \"video\" path, got {record!r}")
+        raise ValueError(f"{where}: each line needs a \"video\" path, got {shown(record)}")
     begin, end = _number(record.get("start"), where, "start"), _number(record.get("end"), where, "end")
     if begin is not None and end is not None and end <= begin:
         raise ValueError(f"{where}: end ({end}) must come after start ({begin})")
@@ -59,7 +60,7 @@ def entry_from_record(record: dict, folder: Path, where: str) -> ClipEntry:
     if isinstance(labels, str):
         labels = [labels]
     if not isinstance(captions, list) or not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
-        raise ValueError(f"{where}: captions must be a list and labels a list of strings, got {record!r}")
+        raise ValueError(f"{where}: captions must be a list and labels a list of strings, got {shown(record)}")
     return ClipEntry(path=str((folder / record["video"]).resolve()), begin=begin, end=end,
                      captions=tuple(_caption(c, where) for c in captions), labels=tuple(labels))
 
@@ -71,8 +72,7 @@ def read_manifest(path: str | Path, root: str | Path | None = None) -> list[Clip
         raise ValueError(f"manifest {str(path)!r} does not exist")
     folder = Path(root) if root is not None else path.parent
     if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
+        rows = list(csv.DictReader(utf8_lines(path)))
         if rows and "video" not in rows[0]:
             raise ValueError(f"{path}: the CSV header must name a 'video' column, got {list(rows[0])}")
         records = [{"video": row.get("video"), "start": row.get("start"), "end": row.get("end"),
@@ -81,23 +81,34 @@ def read_manifest(path: str | Path, root: str | Path | None = None) -> list[Clip
                    for row in rows]
         return [entry_from_record(r, folder, f"{path}:{n + 2}") for n, r in enumerate(records)]
     entries = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number}: not a JSON object: {exc}") from None
-            entries.append(entry_from_record(record, folder, f"{path}:{number}"))
+    for number, line in enumerate(utf8_lines(path), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{number}: not a JSON object: {exc}") from None
+        entries.append(entry_from_record(record, folder, f"{path}:{number}"))
     return entries
+
+
+def utf8_lines(path: Path) -> Iterator[str]:
+    """The lines of a text file, line endings kept (what `csv` reads); a line that is not UTF-8 is a
+    ValueError naming the file, the line and the column."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{path}:{number}: not UTF-8 text (byte {raw[exc.start]:#04x} at column "
+                                 f"{exc.start + 1}); save the file as UTF-8") from None
 
 
 def read_lines(path: str | Path, what: str) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{what} file {str(path)!r} does not exist")
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [line.strip() for line in utf8_lines(path) if line.strip()]
 
 
 @with_clip_settings

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vatt.data.sampler import SampleKey
+from vatt.messages import shown
 from vatt.registry import build, register
 
 ALWAYS_FILLED = ("text", "text_mask", "audio", "audio_mask")
@@ -52,17 +53,17 @@ class Mixture(Dataset):
                  num_samples: int | None = None, seed: int = 0):
         # `datasets` defaults to None only for the config checks, which look at child nodes on their own
         if not isinstance(datasets, (list, tuple)) or not datasets:
-            raise ValueError(f"datasets must be a non-empty list of datasets, got {datasets!r}")
+            raise ValueError(f"datasets must be a non-empty list of datasets, got {shown(datasets)}")
         if weights is None:
             weights = [float(d.get("weight", 1.0)) if isinstance(d, dict) else 1.0 for d in datasets]
         if len(weights) != len(datasets) or any(not isinstance(w, (int, float)) or w <= 0 for w in weights):
-            raise ValueError(f"weights must be one positive number per dataset, got {weights!r}")
+            raise ValueError(f"weights must be one positive number per dataset, got {shown(weights)}")
         self.children = [build("datasets", d, f"datasets.{i}", reserved=("weight",)) if isinstance(d, dict) else d
                          for i, d in enumerate(datasets)]
         self.weights = [float(w) for w in weights]
         total = sum(len(c) for c in self.children) if num_samples is None else num_samples
         if not isinstance(total, int) or total < len(self.children):
-            raise ValueError(f"num_samples must be an int >= the number of datasets, got {num_samples!r}")
+            raise ValueError(f"num_samples must be an int >= the number of datasets, got {shown(num_samples)}")
         self.shares = _shares(total, self.weights)
         self.starts = np.cumsum([0] + self.shares[:-1]).tolist()
         rng = np.random.default_rng(seed)
