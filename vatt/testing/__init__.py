@@ -1,0 +1,1 @@
+"""Helpers for vatt's tests and benchmarks; the package itself never imports them."""
