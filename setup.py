@@ -50,7 +50,7 @@ setup(
                       "starlette", "uvicorn", "python-multipart"],
     extras_require={"test": ["pytest", "hypothesis", "scikit-learn", "selenium", "httpx2"], "xla": ["torch_xla"],
                     "ann": ["faiss-cpu"]},
-    package_data={"vatt.search": ["static/*"]},
+    package_data={"vatt.ops": ["schemas.def"], "vatt.search": ["static/*"]},
     ext_modules=[_ops_extension()],
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
     # plugins declare their own entry points (vatt.<kind> groups) in their packages; vatt itself needs none

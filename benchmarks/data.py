@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT))
 from vatt.data.datasets.manifest import ManifestDataset  # noqa: E402
 from vatt.data.encode import write_video  # noqa: E402
 from vatt.data.loader import make_loader  # noqa: E402
-from vatt.data.sampler import SampleKey  # noqa: E402
 from vatt.data.pack import pack_manifest  # noqa: E402
+from vatt.data.sampler import SampleKey  # noqa: E402
 from vatt.data.shards import ShardDataset  # noqa: E402
 from vatt.data.text import Vocabulary, build_vocabulary  # noqa: E402
 
@@ -103,13 +103,15 @@ def loader_clips(dataset):
             yield {"video": video}
 
 
-def rates(samples, clips: int) -> tuple[float, float]:
-    """(clips per CPU second of this process, clips per wall second) while reading the next `clips` samples;
-    each sample is dropped once checked, as a DataLoader drops it once collated."""
+def rates(samples, clips: int) -> tuple[float, float, int]:
+    """(clips per CPU second of this process, clips per wall second, clips read) while reading the next `clips`
+    samples; each sample is dropped once checked, as a DataLoader drops it once collated."""
     cpu, wall = time.process_time(), time.perf_counter()
+    read = 0
     for sample in itertools.islice(samples, clips):
         assert sample["video"].shape[-3:] == (32, 224, 224)
-    return clips / (time.process_time() - cpu), clips / (time.perf_counter() - wall)
+        read += 1
+    return read / (time.process_time() - cpu), read / (time.perf_counter() - wall), read
 
 
 def main() -> None:
@@ -147,23 +149,29 @@ def main() -> None:
         }
         streams = {name: samples(dataset) for name, (samples, dataset) in variants.items()}
         best = {name: (0.0, 0.0) for name in variants}
+        read = {name: 0 for name in [*variants, "loader_worker"]}  # clips each variant really produced
         for round_number in range(args.rounds + 1):  # round 0 warms the libraries and the page cache
             for name in variants:
-                measured = rates(streams[name], args.clips)
+                cpu, wall, count = rates(streams[name], args.clips)
+                read[name] += count
                 if round_number:
-                    best[name] = max(best[name], measured)
+                    best[name] = max(best[name], (cpu, wall))
         # apart from the others: its worker would run on between their rounds. Back to back, the worker's
         # queue stays about empty (this process takes each batch as it comes), so wall rate = worker rate.
         worker = loader_clips(ShardDataset(str(folder / "shards"), vocabulary=vocabulary, train=True,
                                            shuffle_buffer=4, **CLIP))
-        rates(worker, args.clips)  # warm-up: the worker starts
-        worker_rate = max(rates(worker, args.clips)[1] for _ in range(args.rounds))
+        worker_rate = 0.0
+        for round_number in range(args.rounds + 1):  # round 0 warms up: the worker starts
+            _, wall, count = rates(worker, args.clips)
+            read["loader_worker"] += count
+            if round_number:
+                worker_rate = max(worker_rate, wall)
     report = {
         "clip": {**CLIP, "audio_samples": 153600, "augmentation": True},
         "source": {"width": WIDTH, "height": HEIGHT, "fps": SOURCE_FPS, "seconds": args.seconds,
                    "codec": "H.264 + AAC", "content": args.content, "generate_s": round(made, 2),
                    "pack_s": round(packed, 2)},
-        "threads": 1, "rounds": args.rounds, "clips_per_round": args.clips,
+        "threads": 1, "rounds": args.rounds, "clips_per_round": args.clips, "clips_read": read,
         "clips_per_cpu_s": {name: round(cpu, 2) for name, (cpu, _) in best.items()},
         "clips_per_wall_s": {name: round(wall, 2) for name, (_, wall) in best.items()},
         "loader_worker_clips_per_wall_s": round(worker_rate, 2),

@@ -8,7 +8,7 @@ Patch embedding (forward + backward into weight, bias and positions; the raw inp
   model_helper    vatt.models.patching.patch_embed: kept patches indexed from a strided view, matmul (b')
   fused           vatt.ops.patch_embed
 Contrastive loss (forward + backward into all four embeddings, fp32):
-  plain           matmul + masked logsumexp over the concatenated B×2GL logits (vatt.ops.reference)
+  plain           matmul + masked logsumexp over the concatenated B×2GL logits (vatt.losses.contrastive_rows)
   fused           vatt.ops.contrastive_rows (tiled, online log-sum-exp)
 
 Memory: torch's CPU allocations are invisible to tracemalloc, so each (case, variant) runs in a fresh
@@ -115,14 +115,14 @@ def _loss_step(case: dict, variant: str):
     import torch.nn.functional as F
 
     import vatt.ops as ops
-    from vatt.ops import reference
+    from vatt.losses import contrastive_rows
 
     batch = case["batch"]
     video = F.normalize(torch.randn(batch, case["dim"]), dim=-1).requires_grad_()
     text = F.normalize(torch.randn(batch, case["candidates"], case["dim"]), dim=-1).requires_grad_()
     mask = torch.ones(batch, dtype=torch.bool)
     mask[::7] = False  # some clips without text, as in AudioSet-mixed batches
-    loss = {"plain": lambda: reference.contrastive_rows(video, text, video, text, mask, mask, 0.07),
+    loss = {"plain": lambda: contrastive_rows(video, text, video, text, mask, mask, 0.07),
             "fused": lambda: ops.contrastive_rows(video, text, video, text, mask, mask, 0.07)}[variant]
 
     def step():

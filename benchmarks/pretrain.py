@@ -35,6 +35,7 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
 from vatt import config as cfglib  # noqa: E402
+from vatt import ops  # noqa: E402
 from vatt.engine import speed  # noqa: E402
 from vatt.engine.trainer import Loop  # noqa: E402
 from vatt.models.droptoken import kept_count  # noqa: E402
@@ -123,7 +124,7 @@ def measure(spec: dict) -> dict:
                     run_dir=run_dir, steps=1, device=device, max_grad_norm=run.max_grad_norm,
                     precision=switches["precision"], handle_signals=False)
         model.train()
-        step = 0
+        step = 0  # the steps this variant really ran, warm-up included
         rounds = []
         for round_index in range(spec["rounds"] + 1):  # round 0 warms up (and compiles)
             if round_index == 1:
@@ -140,8 +141,11 @@ def measure(spec: dict) -> dict:
             rounds.append(time.perf_counter() - start)
     best = min(rounds[1:]) / spec["steps"]
     flops = spec_flops_per_clip(model) * spec["batch"]
+    # What served the fused parts: the vatt ops' kernels on this device type (None with fused_ops off).
+    served_by = {name: devices[device.type] for name, devices in ops.implementations()["ops"].items()}
     return {
         "variant": spec["variant"], "switches": switches, "fused_parts": fused_parts, "sdpa_parts": sdpa_parts,
+        "ops_served_by": served_by if switches["fused_ops"] else None, "steps_run": step,
         "optimizer_fused": optimizer.defaults.get("fused"), "step_s": round(best, 5),
         "clips_per_s": round(spec["batch"] / best, 2), "tflops": round(flops / best / 1e12, 4),
         "peak_memory_GiB": round(torch.cuda.max_memory_allocated(device) / 2**30, 3) if device.type == "cuda"

@@ -1,8 +1,9 @@
-// Schemas of the vatt ops and the (empty) Python module that loads them.
+// The vatt:: library (its schemas) and the (empty) Python module that loads it.
 //
-// Kernels live beside this file: cpu/<op>.cpp registers the CPU kernel of each op, cuda/<op>.cu the CUDA
-// one. Autograd, fake (meta) kernels and the pure-PyTorch composites are registered from Python
-// (vatt/ops/registration.py), which also defines these same schemas when no compiled library can be loaded.
+// The schemas are written once, in vatt/ops/schemas.def, which this file #includes and vatt/ops/library.py reads
+// as text to define the same schemas from Python when no compiled library can be loaded. Kernels live beside
+// this file: cpu/<op>.cpp registers the CPU kernel of each op, cuda/<op>.cu the CUDA one. Autograd, fake (meta)
+// kernels and the pure-PyTorch composites are registered from Python (vatt/ops/registration.py).
 #include "vatt_ops.h"
 
 #include <torch/library.h>
@@ -24,16 +25,12 @@ extern "C" __attribute__((used)) const char vatt_build_info[] = "VATT_BUILD_INFO
 const char* built_for_torch() { return VATT_TORCH_VERSION; }
 
 TORCH_LIBRARY(vatt, m) {
-  m.def("patch_embed(Tensor x, int[] patch_size, Tensor weight, Tensor? bias, Tensor? pos, Tensor? keep) -> Tensor");
-  m.def("patch_embed_backward(Tensor grad, Tensor x, int[] patch_size, Tensor weight, Tensor? keep, "
-        "bool[4] output_mask) -> (Tensor, Tensor, Tensor, Tensor)");
-  m.def("drop_tokens(Tensor tokens, Tensor keep) -> Tensor");
-  m.def("drop_tokens_backward(Tensor grad, Tensor keep, SymInt num_tokens) -> Tensor");
-  m.def("contrastive_rows(Tensor v_local, Tensor t_local, Tensor v_all, Tensor t_all, Tensor mask_local, "
-        "Tensor mask_all, float temperature, int tile_size) -> (Tensor, Tensor)");
-  m.def("contrastive_rows_backward(Tensor grad_loss, Tensor row_lse, Tensor v_local, Tensor t_local, "
-        "Tensor v_all, Tensor t_all, Tensor mask_local, Tensor mask_all, float temperature, int tile_size) "
-        "-> (Tensor, Tensor, Tensor, Tensor)");
+  // A path relative to this file, so that setup.py, CMake and the just-in-time build need no include folder.
+  for (const char* schema : {
+#include "../vatt/ops/schemas.def"
+       }) {
+    m.def(schema);
+  }
 }
 
 }  // namespace vatt

@@ -1,4 +1,5 @@
-// Public C++ surface of the vatt ops: the CPU kernels behind the `vatt::` schemas in vatt_ops.cpp.
+// Public C++ surface of the vatt ops: the CPU kernels behind the `vatt::` schemas (vatt/ops/schemas.def,
+// registered by vatt_ops.cpp).
 //
 // C++ users normally call the ops through the dispatcher (`torch::Dispatcher` / `c10::Dispatcher`), which
 // picks the CPU or CUDA kernel; the functions are declared here so that a program linking the library can

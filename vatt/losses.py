@@ -7,8 +7,10 @@ Both are the same computation: NCE is MIL-NCE with one candidate per clip. For c
     loss_i      = logsumexp(denominator) - logsumexp(positives)
 
 so the positives appear in the denominator (once per direction). Clips whose second modality is missing
-(mask False) have every similarity that involves their text set to -1e9 (finite, so a fully masked row
-stays finite), their own loss set to 0, and the batch mean taken over the clips that do have text.
+(mask False) have every similarity that involves their text set to `vatt.ops.MASKED_LOGIT` (-1e9: finite, so
+a fully masked row stays finite), their own loss set to 0, and the batch mean taken over the clips that do have
+text. `contrastive_rows` writes this out in plain PyTorch; ``fused=True`` computes the same rows with the tiled
+`vatt.ops.contrastive_rows`, which the tests hold to it.
 
 Under torch.distributed the j above runs over the GLOBAL batch: embeddings and masks are gathered from all
 ranks with gradient, and each rank computes the loss of its own rows only. Each rank returns
@@ -27,10 +29,10 @@ import math
 import torch
 import torch.nn.functional as F
 
+from vatt import ops
 from vatt.engine.distributed import all_gather_with_grad, world_size
 from vatt.registry import register
 
-MASKED_LOGIT = -1e9
 DEFAULT_TEMPERATURE = 0.07
 
 
@@ -76,24 +78,23 @@ def mil_nce(video: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor | N
     t_all = all_gather_with_grad(t_local)  # [N, L, D]
     mask_all = all_gather_with_grad(mask_local.to(dtype)) > 0.5  # [N]
 
-    rows_of = _fused_rows() if fused else _contrastive_rows  # same rows; the fused op never stores B×N×L logits
-    rows = rows_of(v_local, t_local, v_all, t_all, mask_local, mask_all, temperature)  # [B]
-    rows = torch.where(mask_local, rows, torch.zeros_like(rows))  # [B]
+    rows_of = ops.contrastive_rows if fused else contrastive_rows  # same rows; the fused op never stores B×N×L logits
+    rows = rows_of(v_local, t_local, v_all, t_all, mask_local, mask_all, temperature)  # [B], 0 without text
     with_text = mask_all.sum().clamp(min=1).to(rows.dtype)
     return rows.sum() * (world_size() / with_text)
 
 
-def _contrastive_rows(v_local: torch.Tensor, t_local: torch.Tensor, v_all: torch.Tensor, t_all: torch.Tensor,
-                      mask_local: torch.Tensor, mask_all: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Loss of each local clip against all clips of the global batch: [B].
+def contrastive_rows(v_local: torch.Tensor, t_local: torch.Tensor, v_all: torch.Tensor, t_all: torch.Tensor,
+                     mask_local: torch.Tensor, mask_all: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Loss of each local clip against all clips of the global batch, in plain PyTorch: [B], 0 for clips without text.
 
     v_local [B, D], t_local [B, L, D]: this rank's L2-normalised embeddings (also contained in v_all [N, D],
-    t_all [N, L, D]). mask_local [B], mask_all [N]: bool, clip has text. Rows without text come back finite
-    (about 1e9) and are zeroed by the caller.
+    t_all [N, L, D]). mask_local [B], mask_all [N]: bool, clip has text. Builds the B×N·L similarity matrices
+    that the tiled `vatt.ops.contrastive_rows` avoids; its gradients come from autograd.
     """
     rows, candidates, _ = t_local.shape
     clips = v_all.shape[0]
-    masked = torch.full((), MASKED_LOGIT, dtype=v_local.dtype, device=v_local.device)
+    masked = torch.full((), ops.MASKED_LOGIT, dtype=v_local.dtype, device=v_local.device)
 
     # Video i against every candidate of every clip j; text-less clips' columns are masked.
     video_to_text = v_local @ t_all.reshape(clips * candidates, -1).T / temperature  # [B, N*L]
@@ -103,15 +104,10 @@ def _contrastive_rows(v_local: torch.Tensor, t_local: torch.Tensor, v_all: torch
     text_to_video = text_to_video.reshape(rows, candidates * clips)  # [B, L*N]
     text_to_video = torch.where(mask_local[:, None], text_to_video / temperature, masked)  # [B, L*N]
     positives = torch.einsum("bd,bld->bl", v_local, t_local) / temperature  # [B, L]
-    positives = torch.where(mask_local[:, None], positives, masked)  # [B, L]
 
     denominator = torch.logsumexp(torch.cat([video_to_text, text_to_video], dim=1), dim=1)  # [B]
-    return denominator - torch.logsumexp(positives, dim=1)  # [B]
-
-
-def _fused_rows():
-    from vatt.ops import contrastive_rows  # imported on first use: loading the compiled kernels takes a moment
-    return contrastive_rows
+    loss = denominator - torch.logsumexp(positives, dim=1)  # [B]
+    return torch.where(mask_local, loss, torch.zeros_like(loss))
 
 
 def _check_matrix(name: str, x: torch.Tensor) -> None:
@@ -135,9 +131,9 @@ def _as_mask(name: str, mask: torch.Tensor | None, batch: int, device: torch.dev
     return mask.bool()  # [B]
 
 
-@register("losses", "nce", example={})
-class NCELoss:
-    """Symmetric NCE (video-audio): ``loss(a [B, D], b [B, D], mask [B] = None)``."""
+class ContrastiveLoss:
+    """A configured contrastive loss: ``loss(a, b, mask=None)`` is ``function(a, b, mask, temperature, fused)``,
+    with ``function`` set by each registered subclass."""
 
     def __init__(self, *, temperature: float = DEFAULT_TEMPERATURE):
         _check_temperature(temperature)
@@ -145,23 +141,21 @@ class NCELoss:
         self.fused_ops = False  # True: the tiled vatt.ops kernel (recipes switch it with run.fused_ops)
 
     def __call__(self, a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return nce(a, b, mask, self.temperature, self.fused_ops)
+        return self.function(a, b, mask, self.temperature, self.fused_ops)
 
     def __repr__(self) -> str:
-        return f"NCELoss(temperature={self.temperature})"
+        return f"{type(self).__name__}(temperature={self.temperature})"
+
+
+@register("losses", "nce", example={})
+class NCELoss(ContrastiveLoss):
+    """Symmetric NCE (video-audio): ``loss(a [B, D], b [B, D], mask [B] = None)``."""
+
+    function = staticmethod(nce)
 
 
 @register("losses", "mil_nce", example={})
-class MILNCELoss:
+class MILNCELoss(ContrastiveLoss):
     """MIL-NCE (video-text): ``loss(video [B, D], text [B, L, D], text_mask [B] = None)``."""
 
-    def __init__(self, *, temperature: float = DEFAULT_TEMPERATURE):
-        _check_temperature(temperature)
-        self.temperature = temperature
-        self.fused_ops = False  # True: the tiled vatt.ops kernel (recipes switch it with run.fused_ops)
-
-    def __call__(self, a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return mil_nce(a, b, mask, self.temperature, self.fused_ops)
-
-    def __repr__(self) -> str:
-        return f"MILNCELoss(temperature={self.temperature})"
+    function = staticmethod(mil_nce)

@@ -1,10 +1,13 @@
 """benchmarks/pretrain.py end to end, as a user runs it: the quickstart config at its smallest (2 clips, one timed
-step), optimised and ``--plain``, JSON with clips/s, TFLOP/s, peak memory and the fused/plain ratios."""
+step), optimised and ``--plain``; the JSON report has every figure of both variants, what served the fused ops,
+and both variants really trained (no timing is asserted)."""
 import json
 import math
 import subprocess
 import sys
 from pathlib import Path
+
+import vatt.ops as ops
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,12 +29,16 @@ def test_the_benchmark_reports_both_variants_and_their_ratio(tmp_path):
             assert isinstance(variant[key], (int, float)) and variant[key] > 0, (key, variant)
         assert math.isfinite(variant["last_loss"])
         assert variant["sdpa_parts"] == 6 and variant["fused_parts"] > 0
+        assert variant["steps_run"] == 2  # a warm-up round and one timed round of one step
     optimised, plain = report["variants"]["optimised"]["switches"], report["variants"]["plain"]["switches"]
     assert optimised["fused_ops"] and optimised["sdpa"]  # the quickstart's own switches
     # --plain: no fused ops, explicit attention, no compile or checkpointing, no fused optimiser; same precision
     assert plain == {**optimised, "fused_ops": False, "sdpa": False, "compile": False,
                      "activation_checkpointing": False}
     assert report["variants"]["plain"]["optimizer_fused"] is False
-    expected = report["variants"]["optimised"]["clips_per_s"] / report["variants"]["plain"]["clips_per_s"]
-    assert math.isclose(report["speedup_vs_plain"], expected, rel_tol=0.01)
-    assert report["peak_memory_vs_plain"] > 0
+    # the fused parts ran on the kernels this environment serves the CPU with; the plain variant had none
+    cpu_kernels = {name: devices["cpu"] for name, devices in ops.implementations()["ops"].items()}
+    assert report["variants"]["optimised"]["ops_served_by"] == cpu_kernels
+    assert report["variants"]["plain"]["ops_served_by"] is None
+    for ratio in ("speedup_vs_plain", "peak_memory_vs_plain"):
+        assert isinstance(report[ratio], float) and report[ratio] > 0, ratio

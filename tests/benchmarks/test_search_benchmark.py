@@ -1,12 +1,11 @@
 """benchmarks/search.py as a user runs it, at its smallest (--quick, the quickstart model, small matrices): JSON
 with the indexing rates of each stage and of the pipeline, the exact query latency, and the approximate index's
-recall (or why it was skipped)."""
+recall (or why it was skipped); every stage really handled its windows and every query found its k rows (no
+timing is asserted)."""
 import json
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,17 +17,17 @@ def test_the_search_benchmark_reports_every_figure(tmp_path):
     assert done.returncode == 0, done.stderr[-4000:]
     report = json.loads(done.stdout)
     indexing = report["indexing"]["quickstart"]
+    assert indexing["windows"] == 2 * 3 and indexing["rounds"] == 1  # 2 files of 2.4 s, one round
+    assert indexing["windows_processed"] == {"decode_alone": 6, "forward_alone": 6, "pipeline": 6}
     rates = indexing["windows_per_s"]
     assert set(rates) == {"decode_alone", "forward_alone", "pipeline"} and all(r > 0 for r in rates.values())
-    slowest = indexing["slowest_stage"]
-    assert rates[f"{slowest}_alone"] == min(rates["decode_alone"], rates["forward_alone"])
-    assert indexing["pipeline_vs_slowest_stage"] == pytest.approx(rates["pipeline"] / rates[f"{slowest}_alone"],
-                                                                  abs=2e-3)
-    assert indexing["windows"] == 2 * 3 and indexing["meets_target"] in (True, False)  # 2 files of 2.4 s
+    assert indexing["slowest_stage"] in ("decode", "forward") and indexing["pipeline_vs_slowest_stage"] > 0
+    assert indexing["target"] == 0.8 and isinstance(indexing["meets_target"], bool)
     query = report["query"]
     assert query["rows"] == 20000 and query["dim"] == 256 and query["dtype"] == "float16" and query["memory_mapped"]
-    assert 0 < query["median_ms"] <= query["p90_ms"] and query["per_file_median_ms"] > 0
-    assert query["meets_target"] == (query["median_ms"] <= query["target_ms"] == 50)
+    assert query["queries"] == 5 and query["fewest_found"] == query["k"] == 10
+    assert query["median_ms"] > 0 and query["p90_ms"] > 0 and query["per_file_median_ms"] > 0
+    assert query["target_ms"] == 50 and isinstance(query["meets_target"], bool)
     ann = report["approximate"]
     if "skipped" in ann:
         assert "faiss" in ann["skipped"]

@@ -1,9 +1,10 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from vatt.models.patching import extract_patches, patch_embed
+from vatt.models.patching import patch_embed
 
 CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
@@ -55,22 +56,6 @@ def test_patch_embed_with_keep_equals_embed_all_then_gather(problem):
         keep = torch.randperm(num, generator=gen)[:kept]  # [K]
         expected = full[:, keep]
     torch.testing.assert_close(patch_embed(x, patch, weight, bias, pos, keep), expected)
-
-
-def test_video_patch_order_is_time_then_height_then_width_and_channels_first_within_a_patch():
-    x = torch.arange(2 * 4 * 4 * 6, dtype=torch.float32).view(1, 2, 4, 4, 6)  # [B, C, T, H, W]
-    patches = extract_patches(x, (2, 2, 3))  # grid 2 x 2 x 2
-    assert patches.shape == (1, 8, 2 * 2 * 2 * 3)
-    # patch 5 = (t=1, h=0, w=1); its first value is channel 0, frame 2, row 0, column 3
-    assert patches[0, 5, 0] == x[0, 0, 2, 0, 3]
-    # the second channel's block starts after pt*ph*pw values
-    assert patches[0, 5, 12] == x[0, 1, 2, 0, 3]
-
-
-def test_waveform_patches_accept_an_int_patch_size_and_drop_the_tail():
-    wave = torch.arange(10, dtype=torch.float32).view(1, 10)
-    patches = extract_patches(wave, 4)
-    assert patches.tolist() == [[[0, 1, 2, 3], [4, 5, 6, 7]]]
 
 
 def test_patch_embed_without_bias_or_positions():

@@ -1,4 +1,5 @@
-"""Random inputs for the vatt op tests: hypothesis strategies for the case descriptions, builders for tensors."""
+"""Inputs for the vatt op tests: hypothesis strategies for the case descriptions, builders for tensors, and the
+opcheck cases of every op (on any device, in any floating dtype)."""
 from __future__ import annotations
 
 import math
@@ -117,3 +118,52 @@ def assert_all_close(actual, expected, **tolerance):
             assert a is None
         else:
             torch.testing.assert_close(a, e, **tolerance)
+
+
+def _leaves(*tensors, device, dtype):
+    """Float tensors moved to ``device`` and ``dtype`` as leaves that require grad; others moved only."""
+    return tuple(t.to(device=device, dtype=dtype).requires_grad_() if t.is_floating_point() else t.to(device)
+                 for t in tensors)
+
+
+def patch_embed_args(keep, device="cpu", dtype=torch.float64):
+    """(x, patch_size, weight, bias, pos, keep) of a video [2, 3, 4, 8, 6] cut into 8 patches of (2, 4, 3)."""
+    gen = torch.Generator().manual_seed(0)
+    x, weight, bias, pos = _leaves(torch.randn(2, 3, 4, 8, 6, generator=gen), torch.randn(5, 72, generator=gen),
+                                   torch.randn(5, generator=gen), torch.randn(8, 5, generator=gen),
+                                   device=device, dtype=dtype)
+    return x, [2, 4, 3], weight, bias, pos, None if keep is None else keep.to(device)
+
+
+def loss_args(device="cpu", dtype=torch.float64):
+    """contrastive_rows' arguments: 3 local clips of a global batch of 5, two candidates each, two without text."""
+    gen = torch.Generator().manual_seed(1)
+    video = F.normalize(torch.randn(5, 4, generator=gen, dtype=torch.float64), dim=-1)
+    text = F.normalize(torch.randn(5, 2, 4, generator=gen, dtype=torch.float64), dim=-1)
+    mask = torch.tensor([True, False, True, True, False], device=device)
+    v_local, t_local, v_all, t_all = _leaves(video[:3], text[:3], video, text, device=device, dtype=dtype)
+    return v_local, t_local, v_all, t_all, mask[:3], mask, 0.1, 2
+
+
+def opcheck_cases(device="cpu", dtype=torch.float64) -> dict:
+    """{name: (op overload, arguments)} covering every vatt op, backward ops included."""
+    vatt = torch.ops.vatt
+    shared, per_sample = torch.tensor([6, 1, 3], device=device), torch.tensor([[0, 7], [5, 5]], device=device)
+    x, patch_size, weight, bias, pos, _ = patch_embed_args(None, device, dtype)
+    (tokens,) = _leaves(torch.randn(2, 6, 3, generator=torch.Generator().manual_seed(2)), device=device, dtype=dtype)
+    grad_gen = torch.Generator().manual_seed(3)
+    return {
+        "patch_embed, all tokens": (vatt.patch_embed.default, (x, patch_size, weight, bias, pos, None)),
+        "patch_embed, shared keep": (vatt.patch_embed.default, (x, patch_size, weight, bias, pos, shared)),
+        "patch_embed, per-sample keep": (vatt.patch_embed.default, (x, patch_size, weight, bias, pos, per_sample)),
+        "patch_embed, no bias or pos": (vatt.patch_embed.default,
+                                        (x, patch_size, weight, None, None, torch.tensor([2], device=device))),
+        "drop_tokens": (vatt.drop_tokens.default, (tokens, torch.tensor([[5, 0], [1, 1]], device=device))),
+        "contrastive_rows": (vatt.contrastive_rows.default, loss_args(device, dtype)),
+        "patch_embed_backward": (vatt.patch_embed_backward.default,
+                                 (torch.randn(2, 3, 5, generator=grad_gen).to(device, dtype), x.detach(), patch_size,
+                                  weight.detach(), shared, [True, False, True, True])),
+        "drop_tokens_backward": (vatt.drop_tokens_backward.default,
+                                 (torch.randn(2, 2, 3, generator=grad_gen).to(device, dtype),
+                                  torch.tensor([4, 4], device=device), 6)),
+    }

@@ -4,7 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import vatt.ops as ops
-from vatt.ops import composite, reference
+from vatt.ops import composite
+from vatt.testing import reference
 
 
 @st.composite

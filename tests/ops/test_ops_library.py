@@ -12,6 +12,7 @@ import vatt.ops as ops
 from vatt.ops import library
 
 ROOT = Path(__file__).resolve().parents[2]
+IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false")
 
 
 def _run(code: str, **env) -> subprocess.CompletedProcess:
@@ -20,9 +21,42 @@ def _run(code: str, **env) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("name", list(library.SCHEMAS))
-def test_python_schemas_equal_the_registered_ones(name):
+def test_the_schema_file_equals_the_registered_schemas(name):
     registered = getattr(torch.ops.vatt, name).default._schema
     assert str(registered) == str(torch._C.parse_schema(f"vatt::{library.SCHEMAS[name]}"))
+
+
+def test_the_schemas_are_written_once():
+    """schemas.def is their one source: the library registers exactly its ops, and no C++ file spells a schema."""
+    registered = {name.split("::", 1)[1] for name in torch._C._dispatch_get_all_op_names() if name.startswith("vatt::")}
+    assert registered == set(library.SCHEMAS)
+    sources = [path for path in library.CSRC.rglob("*") if path.suffix in (".cpp", ".cu", ".h")]
+    assert sources
+    for path in sources:
+        text = path.read_text()
+        assert not [name for name in library.SCHEMAS if f'"{name}(' in text], path
+
+
+def test_the_schema_file_is_read_line_by_line_and_a_bad_line_is_named(tmp_path):
+    path = tmp_path / "schemas.def"
+    path.write_text('// a comment\n\n"one(Tensor x) -> Tensor",\n  "two(Tensor x, int n) -> (Tensor, Tensor)",\n')
+    assert library.read_schemas(path) == {"one": "one(Tensor x) -> Tensor",
+                                          "two": "two(Tensor x, int n) -> (Tensor, Tensor)"}
+    path.write_text('"one(Tensor x) -> Tensor",\n"two(Tensor x) "\n  "-> Tensor",\n')
+    with pytest.raises(ValueError, match=r"schemas.def:2: expected a schema as one C string literal"):
+        library.read_schemas(path)
+
+
+def test_the_cpu_is_served_by_the_compiled_kernels():
+    """The op tests hold whatever serves the CPU to the references; that must be the C++ kernels (in CI those of
+    vatt._C, which `pip install -e .` builds), not the pure-PyTorch fallback standing in for a missing build.
+    Only VATT_OPS=composite outside CI asks for the fallback (the XLA lane runs tests/xla alone)."""
+    if os.environ.get("VATT_OPS") == "composite" and not IN_CI:
+        pytest.skip("VATT_OPS=composite asks for the pure-PyTorch composites")
+    served = {name: devices["cpu"] for name, devices in ops.implementations()["ops"].items()}
+    assert all(kernel.startswith("C++ (") for kernel in served.values()), (served, ops.EXTENSION.notes)
+    if IN_CI:
+        assert ops.EXTENSION.source == "vatt._C", ops.EXTENSION.notes
 
 
 def test_build_version_is_read_from_the_binary_without_loading_it(tmp_path):
@@ -79,14 +113,15 @@ def test_composite_fallback_works_and_says_so_once():
 import warnings, torch
 warnings.simplefilter("always")
 import vatt.ops as ops
-from vatt.ops import reference
+from vatt.losses import contrastive_rows
+from vatt.testing import reference
 x, w, keep = torch.randn(2, 3, 4, 8, 8), torch.randn(5, 96, requires_grad=True), torch.tensor([7, 0])
 out = ops.patch_embed(x, (2, 4, 4), w, keep=keep)
 out.sum().backward()
 assert torch.allclose(out, reference.patch_embed(x, (2, 4, 4), w, keep=keep))
 v = torch.nn.functional.normalize(torch.randn(4, 8), dim=-1)
 assert torch.allclose(ops.contrastive_rows(v, v[:, None], v, v[:, None]),
-                      reference.contrastive_rows(v, v[:, None], v, v[:, None], *[torch.ones(4, dtype=torch.bool)] * 2, 0.07))
+                      contrastive_rows(v, v[:, None], v, v[:, None], *[torch.ones(4, dtype=torch.bool)] * 2, 0.07))
 print(sorted({d["cpu"] for d in ops.implementations()["ops"].values()}))
 """
     result = _run(code, VATT_OPS="composite")

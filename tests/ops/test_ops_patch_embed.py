@@ -5,7 +5,8 @@ from hypothesis import assume, given, settings
 from ops_inputs import assert_all_close, grads, patch_cases
 
 import vatt.ops as ops
-from vatt.ops import composite, reference
+from vatt.ops import composite
+from vatt.testing import reference
 
 TIGHT = dict(rtol=1e-10, atol=1e-10)
 

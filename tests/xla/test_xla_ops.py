@@ -11,7 +11,8 @@ import torch.nn.functional as F  # noqa: E402
 import torch_xla.debug.metrics as metrics  # noqa: E402
 
 import vatt.ops as ops  # noqa: E402
-from vatt.ops import reference  # noqa: E402
+from vatt import losses  # noqa: E402
+from vatt.testing import reference  # noqa: E402
 
 CLOSE = dict(rtol=1e-5, atol=1e-5)
 SCALAR_READ_BACK = "aten::_local_scalar_dense"
@@ -81,7 +82,7 @@ def test_contrastive_rows_local_against_global(candidates):
         return ops.contrastive_rows(v_local, t_local, v_all, t_all, device_mask[local], device_mask, 0.05, 3)
 
     def plain(v_local, t_local, v_all, t_all):
-        return reference.contrastive_rows(v_local, t_local, v_all, t_all, mask[local], mask, 0.05)
+        return losses.contrastive_rows(v_local, t_local, v_all, t_all, mask[local], mask, 0.05)
 
     _check_against_cpu(fused, plain, [video[local], text[local], video, text])
 

@@ -8,8 +8,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from vatt.models.patching import normalise_patch_size, patch_embed, patch_grid
+from vatt import ops
+from vatt.models.patching import patch_embed
 from vatt.models.positions import FactorisedPositions
+from vatt.ops.patch_layout import grid_shape, normalise_patch_size
 from vatt.registry import register
 
 
@@ -36,7 +38,7 @@ class PatchTokenizer(nn.Module):
         self.channels = channels
         self.sample_ndim = len(sample_shape)
         self.sample_shape = sample_shape
-        grid = patch_grid(sample_shape[-len(patch_size):], patch_size)  # patches tile the trailing axes
+        grid = grid_shape(sample_shape, patch_size)  # patches tile the trailing axes
         self.projection = nn.Linear(channels * math.prod(patch_size), dim)  # weight [D, C * prod(patch)]
         self.pre_projection = nn.Linear(dim, dim) if pre_projection else None
         self.positions = FactorisedPositions(grid, dim)
@@ -59,7 +61,7 @@ class PatchTokenizer(nn.Module):
             raise ValueError(f"x must be [B, {', '.join(map(str, self.sample_shape))}], the input size this "
                              f"tokenizer's positions were built for, got shape {tuple(x.shape)}")
         pos = self.positions.table()  # [N, D]
-        embed = _fused_patch_embed() if self.fused_ops else patch_embed
+        embed = ops.patch_embed if self.fused_ops else patch_embed
         weight, bias = self.projection.weight, self.projection.bias
         if self.pre_projection is None:
             tokens = embed(x, self.patch_size, weight, bias, pos, keep)  # [B, K, D]
@@ -98,7 +100,7 @@ class VideoPatchTokenizer(PatchTokenizer):
         frames = self.frames if frames is None else frames
         height, width = self.size if size is None else _height_width(size)
         sample_shape = (self.channels, frames, height, width)
-        self.positions.resize(patch_grid(sample_shape[1:], self.patch_size))
+        self.positions.resize(grid_shape(sample_shape, self.patch_size))
         self.sample_shape = sample_shape
 
 
@@ -114,7 +116,7 @@ class WaveformPatchTokenizer(PatchTokenizer):
     def resize_positions(self, *, samples: int) -> None:
         """Accept waveforms of another length: the position table is resized to the new number of patches
         with the release's spline (`vatt.models.positions.resize_table`). Build the optimiser afterwards."""
-        self.positions.resize(patch_grid((samples,), self.patch_size))
+        self.positions.resize(grid_shape((samples,), self.patch_size))
         self.sample_shape = (samples,)
 
 
@@ -124,11 +126,6 @@ def kept_positions(pos: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor
     if keep is None:
         return pos[None]
     return pos[keep] if keep.dim() == 2 else pos[keep][None]
-
-
-def _fused_patch_embed():
-    from vatt.ops import patch_embed as fused  # imported on first use: loading the compiled kernels takes a moment
-    return fused
 
 
 def _height_width(size: int | Sequence[int]) -> tuple[int, int]:

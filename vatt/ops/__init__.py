@@ -13,7 +13,7 @@ import torch
 
 from vatt.ops import library as _library
 from vatt.ops import registration as _registration
-from vatt.ops.functional import DEFAULT_TILE_SIZE, contrastive_rows, drop_tokens, patch_embed
+from vatt.ops.functional import DEFAULT_TILE_SIZE, MASKED_LOGIT, contrastive_rows, drop_tokens, patch_embed
 
 EXTENSION = _library.load()
 SERVED_BY = _registration.register(EXTENSION)
@@ -29,4 +29,5 @@ def implementations() -> dict:
     }
 
 
-__all__ = ["DEFAULT_TILE_SIZE", "EXTENSION", "contrastive_rows", "drop_tokens", "implementations", "patch_embed"]
+__all__ = ["DEFAULT_TILE_SIZE", "EXTENSION", "MASKED_LOGIT", "contrastive_rows", "drop_tokens", "implementations",
+           "patch_embed"]

@@ -2,9 +2,9 @@
 
 They are written only with ops that XLA lowers and with static shapes: no boolean indexing, no nonzero(),
 no .item(); masks become ``torch.where``. Products with a transposed chunk use F.linear: torch_xla 2.9 computes
-``k[a:b].T`` wrongly for a > 0 inside a kernel registered for the XLA key (below functionalization). The contrastive loss is computed over column chunks with a running
-log-sum-exp, like the C++ kernel, so the full similarity matrix is not needed at once; the patch embedding
-gathers the kept patches before projecting them.
+``k[a:b].T`` wrongly for a > 0 inside a kernel registered for the XLA key (below functionalization). The
+contrastive loss is computed over column chunks with a running log-sum-exp, like the C++ kernel, so the full
+similarity matrix is not needed at once; the patch embedding gathers the kept patches before projecting them.
 """
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from vatt.ops.functional import MASKED_LOGIT
 from vatt.ops.patch_layout import num_patches, patchify, unpatchify
-
-MASKED_LOGIT = -1e9
 
 
 def _gather_rows(values: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
@@ -95,7 +94,7 @@ def _logaddexp(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def _chunked_row_logsumexp(q: torch.Tensor, k: torch.Tensor, column_ok: torch.Tensor | None,
                            chunk: int) -> torch.Tensor:
-    """Log-sum-exp of each row of q @ kᵀ [M, N], masked columns at -1e9, one column chunk at a time: [M]."""
+    """Log-sum-exp of each row of q @ kᵀ [M, N], masked columns at MASKED_LOGIT, one column chunk at a time: [M]."""
     lse = None
     for first in range(0, k.shape[0], chunk):
         scores = F.linear(q, k[first:first + chunk])  # q kᵀ: [M, c]

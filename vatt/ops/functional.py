@@ -6,11 +6,14 @@ from typing import Sequence
 
 import torch
 
-from vatt.ops.patch_layout import normalise_patch_size, num_patches, patch_values
+from vatt.ops.patch_layout import num_patches, patch_size_for, patch_values
 
 # Rows and columns per similarity tile of the contrastive loss on the CPU (columns only on CUDA and XLA): big
 # enough for efficient matmuls, small enough that a 256 × 256 tile of scores stays in cache.
 DEFAULT_TILE_SIZE = 256
+# The similarity given to pairs that involve the text of a clip without text: finite, so that a fully masked row
+# stays finite, and low enough that exp() of it is exactly 0 next to any real similarity.
+MASKED_LOGIT = -1e9
 
 
 def _check_keep(keep: torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
@@ -26,12 +29,21 @@ def patch_embed(x: torch.Tensor, patch_size: int | Sequence[int], weight: torch.
                 keep: torch.Tensor | None = None) -> torch.Tensor:
     """Embeddings of the kept patches of a raw signal: ``[B, K, D]``, projecting only the kept patches.
 
-    Equals "cut x into patches, project each with ``weight`` [D, P] and ``bias`` [D], add ``pos`` [N, D], then
-    keep the tokens listed in ``keep``" (None: all N; [K]: the same for every sample; [B, K]: per sample).
-    ``x`` is a video [B, C, T, H, W], a waveform [B, S] or a 2-D map [B, C, F, T]; the layout rules are in
-    `vatt.ops.patch_layout`. Differentiable in x, weight, bias and pos.
+    ``out[b, k] = weight @ patch(x[b], idx[b, k]) + bias + pos[idx[b, k]]`` with ``weight`` [D, P], ``bias`` [D]
+    and ``pos`` [N, D] (either may be None) and ``idx`` = ``keep``: None = all N patches in order; a LongTensor
+    [K] = the same K patch indices for every sample; [B, K] = per-sample indices; indices lie in [0, N) and are
+    used in the order given. ``x`` is a video [B, C, T, H, W], a waveform [B, S] or a 2-D map [B, C, F, T]; how it
+    is cut into N patches of P values is `vatt.ops.patch_layout`. Differentiable in x, weight, bias and pos.
     """
-    size = normalise_patch_size(patch_size, x.dim())
+    size, keep = check_patch_embed(x, patch_size, weight, bias, pos, keep)
+    return torch.ops.vatt.patch_embed(x, list(size), weight, bias, pos, keep)
+
+
+def check_patch_embed(x: torch.Tensor, patch_size: int | Sequence[int], weight: torch.Tensor,
+                      bias: torch.Tensor | None, pos: torch.Tensor | None,
+                      keep: torch.Tensor | None) -> tuple[tuple[int, ...], torch.Tensor | None]:
+    """The arguments of `patch_embed` checked, with clear errors: (patch size as a tuple, keep on x's device)."""
+    size = patch_size_for(x.shape, patch_size)
     values, positions = patch_values(x.shape, size), num_patches(x.shape, size)
     if weight.dim() != 2 or weight.shape[1] != values:
         raise ValueError(f"weight must be [D, {values}] for patches of {values} values, got shape "
@@ -41,9 +53,7 @@ def patch_embed(x: torch.Tensor, patch_size: int | Sequence[int], weight: torch.
     if pos is not None and tuple(pos.shape) != (positions, weight.shape[0]):
         raise ValueError(f"pos must be [{positions}, {weight.shape[0]}] for this input's {positions} patches, "
                          f"got shape {tuple(pos.shape)}")
-    if keep is not None:
-        keep = _check_keep(keep, x.shape[0], x.device)
-    return torch.ops.vatt.patch_embed(x, list(size), weight, bias, pos, keep)
+    return size, None if keep is None else _check_keep(keep, x.shape[0], x.device)
 
 
 def drop_tokens(tokens: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -62,8 +72,9 @@ def contrastive_rows(v_local: torch.Tensor, t_local: torch.Tensor, v_all: torch.
     L2-normalised embeddings, v_all [G, D] and t_all [G, L, D] the global batch's (containing the local one);
     mask_local [B] and mask_all [G] (bool, None = all True) say which clips have text. For clip i, with
     s = dot / temperature: loss_i = logsumexp({s(v_i, t_jl)} ∪ {s(v_j, t_il)} over j, l) − logsumexp_l s(v_i, t_il),
-    similarities involving a text-less clip's text excluded. Computed in tiles of ``tile_size`` rows and columns
-    with an online log-sum-exp: memory O((B + G)·L·D), never B×G×L. float64 inputs give float64, others float32.
+    similarities involving a text-less clip's text set to MASKED_LOGIT. Computed in tiles of ``tile_size`` rows
+    and columns with an online log-sum-exp: memory O((B + G)·L·D), never B×G×L. float64 inputs give float64,
+    others float32.
     """
     if v_local.dim() != 2 or t_local.dim() != 3 or v_all.dim() != 2 or t_all.dim() != 3:
         raise ValueError(f"expected v_local [B, D], t_local [B, L, D], v_all [G, D], t_all [G, L, D]; got "

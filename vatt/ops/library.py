@@ -4,7 +4,7 @@ Order of preference, decided once per process:
 1. ``vatt._C`` from ``pip install -e .``, if it was built for this very torch (read from the binary before
    loading it: a library built against another torch may crash rather than fail to import);
 2. a just-in-time build of csrc/ with torch.utils.cpp_extension.load, if the sources and a compiler are there;
-3. none: the schemas are defined from Python and the pure-PyTorch composites serve every device.
+3. none: the schemas of ``schemas.def`` are defined from Python and the pure-PyTorch composites serve every device.
 Any step that is skipped or fails is reported once as a RuntimeWarning. ``VATT_OPS=prebuilt`` stops after
 step 1, ``VATT_OPS=composite`` goes straight to step 3.
 """
@@ -24,22 +24,28 @@ import torch
 
 LOG = logging.getLogger("vatt.ops")
 NAMESPACE = "vatt"
-# The same schemas as TORCH_LIBRARY(vatt, m) in csrc/vatt_ops.cpp (a test keeps the two equal).
-SCHEMAS = {
-    "patch_embed": "patch_embed(Tensor x, int[] patch_size, Tensor weight, Tensor? bias, Tensor? pos, "
-                   "Tensor? keep) -> Tensor",
-    "patch_embed_backward": "patch_embed_backward(Tensor grad, Tensor x, int[] patch_size, Tensor weight, "
-                            "Tensor? keep, bool[4] output_mask) -> (Tensor, Tensor, Tensor, Tensor)",
-    "drop_tokens": "drop_tokens(Tensor tokens, Tensor keep) -> Tensor",
-    "drop_tokens_backward": "drop_tokens_backward(Tensor grad, Tensor keep, SymInt num_tokens) -> Tensor",
-    "contrastive_rows": "contrastive_rows(Tensor v_local, Tensor t_local, Tensor v_all, Tensor t_all, "
-                        "Tensor mask_local, Tensor mask_all, float temperature, int tile_size) -> (Tensor, Tensor)",
-    "contrastive_rows_backward": "contrastive_rows_backward(Tensor grad_loss, Tensor row_lse, Tensor v_local, "
-                                 "Tensor t_local, Tensor v_all, Tensor t_all, Tensor mask_local, Tensor mask_all, "
-                                 "float temperature, int tile_size) -> (Tensor, Tensor, Tensor, Tensor)",
-}
+SCHEMA_FILE = Path(__file__).with_name("schemas.def")
+_SCHEMA_LINE = re.compile(r'"([^"\\]+)",')
 CSRC = Path(__file__).resolve().parents[2] / "csrc"
 _BUILD_INFO = re.compile(rb"VATT_BUILD_INFO torch=([^;\x00]*);")
+
+
+def read_schemas(path: Path = SCHEMA_FILE) -> dict[str, str]:
+    """{op name: schema} from ``schemas.def``, the file that TORCH_LIBRARY(vatt, m) in csrc/vatt_ops.cpp includes."""
+    schemas = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("//"):
+            continue
+        match = _SCHEMA_LINE.fullmatch(line)
+        if match is None:
+            raise ValueError(f"{path}:{number}: expected a schema as one C string literal and a comma, got {line!r}")
+        schema = match.group(1)
+        schemas[schema.split("(", 1)[0]] = schema
+    return schemas
+
+
+SCHEMAS = read_schemas()
 
 
 @dataclass

@@ -1,9 +1,12 @@
-"""How a raw signal is cut into patches, shared by the reference, the composites and the fake kernels.
+"""How a raw signal is cut into patches: the one statement of the layout, for the ops, the models and the tests.
 
-``x`` is ``[B, C, *signal]`` or, with one channel, ``[B, *signal]`` (a waveform ``[B, S]``); ``patch_size`` has one
-entry per signal axis. The grid has ``signal_i // p_i`` cells per axis (trailing samples that fill no whole
-patch are ignored, as by a convolution with stride = kernel); patches are numbered row-major over the grid and
-flattened in ``[C, p_1, ..., p_d]`` order (a ConvNd kernel's order), giving ``P = C * prod(p)`` values.
+``x`` is ``[B, C, *signal]`` or, with one channel, ``[B, *signal]`` (a video ``[B, C, T, H, W]`` with
+``(pt, ph, pw)``, a waveform ``[B, S]`` with ``p`` or ``(p,)``, a 2-D map such as a spectrogram ``[B, C, F, T]``
+with ``(pf, pt)``); ``patch_size`` has one entry per signal axis. The grid has ``signal_i // p_i`` cells per
+axis: trailing samples that fill no whole patch are ignored, as by a convolution with stride = kernel and no
+padding. Patches are numbered row-major over the grid (video: time-major, then height, then width), so
+``N = prod(grid)``, and flattened in ``[C, p_1, ..., p_d]`` order (a ConvNd kernel's order), giving
+``P = C * prod(p)`` values.
 """
 from __future__ import annotations
 
@@ -14,19 +17,28 @@ import torch
 import torch.nn.functional as F
 
 
-def normalise_patch_size(patch_size: int | Sequence[int], x_ndim: int) -> tuple[int, ...]:
-    """``patch_size`` as a tuple of positive ints matching a tensor of rank ``x_ndim``."""
-    size = (int(patch_size),) if isinstance(patch_size, int) else tuple(int(p) for p in patch_size)
-    if not size or any(p <= 0 for p in size):
+def normalise_patch_size(patch_size: int | Sequence[int], axes: int | None = None) -> tuple[int, ...]:
+    """``patch_size`` as a tuple of positive ints, one per signal axis (an int is one axis); ``axes``, when
+    given, is how many signal axes there must be."""
+    size = (patch_size,) if isinstance(patch_size, int) else tuple(patch_size)
+    if not size or not all(isinstance(p, int) and p > 0 for p in size):
         raise ValueError(f"patch_size must be positive ints, one per signal axis, got {patch_size!r}")
-    if x_ndim not in (len(size) + 1, len(size) + 2):
-        raise ValueError(f"patch_size {size} has {len(size)} axes, so x must be [B, C, *signal] or [B, *signal] "
-                         f"of rank {len(size) + 2} or {len(size) + 1}, got rank {x_ndim}")
+    if axes is not None and len(size) != axes:
+        raise ValueError(f"patch_size must be {axes} positive ints for a signal with {axes} axes, got {patch_size!r}")
+    return size
+
+
+def patch_size_for(x_shape: Sequence[int], patch_size: int | Sequence[int]) -> tuple[int, ...]:
+    """``patch_size`` normalised, checked against an input of shape ``x_shape``: [B, C, *signal] or [B, *signal]."""
+    size = normalise_patch_size(patch_size)
+    if len(x_shape) not in (len(size) + 1, len(size) + 2):
+        raise ValueError(f"x must be [B, C, *signal] or [B, *signal] with {len(size)} signal axes for patch_size "
+                         f"{size}, got shape {tuple(x_shape)}")
     return size
 
 
 def grid_shape(x_shape: Sequence[int], patch_size: Sequence[int]) -> tuple[int, ...]:
-    """Whole patches along each signal axis (the last ``len(patch_size)`` axes of ``x``)."""
+    """Whole patches along each signal axis (the last ``len(patch_size)`` axes of ``x_shape``)."""
     signal = tuple(x_shape[len(x_shape) - len(patch_size):])
     grid = tuple(s // p for s, p in zip(signal, patch_size))
     if any(g == 0 for g in grid):
@@ -44,8 +56,8 @@ def patch_values(x_shape: Sequence[int], patch_size: Sequence[int]) -> int:
     return channels * math.prod(patch_size)
 
 
-def patchify(x: torch.Tensor, patch_size: Sequence[int]) -> torch.Tensor:
-    """Every patch of ``x`` flattened: ``[B, N, P]``."""
+def patch_view(x: torch.Tensor, patch_size: Sequence[int]) -> torch.Tensor:
+    """``x`` as ``[B, *grid, C, *patch]`` without a copy (cutting the trailing samples and splitting axes only)."""
     axes = len(patch_size)
     if x.dim() == axes + 1:
         x = x.unsqueeze(1)  # [B, 1, *signal]
@@ -54,8 +66,14 @@ def patchify(x: torch.Tensor, patch_size: Sequence[int]) -> torch.Tensor:
     x = x[(Ellipsis, *(slice(0, g * p) for g, p in zip(grid, patch_size)))]  # [B, C, *grid·patch]
     split = [batch, channels] + [n for g, p in zip(grid, patch_size) for n in (g, p)]
     order = [0] + [2 + 2 * a for a in range(axes)] + [1] + [3 + 2 * a for a in range(axes)]
-    patches = x.reshape(split).permute(order)  # [B, *grid, C, *patch]
-    return patches.reshape(batch, math.prod(grid), channels * math.prod(patch_size))  # [B, N, P]
+    return x.reshape(split).permute(order)  # [B, *grid, C, *patch]
+
+
+def patchify(x: torch.Tensor, patch_size: Sequence[int]) -> torch.Tensor:
+    """Every patch of ``x`` flattened: ``[B, N, P]``."""
+    view = patch_view(x, patch_size)
+    grid = view.shape[1:1 + len(patch_size)]
+    return view.reshape(view.shape[0], math.prod(grid), -1)  # [B, N, P]
 
 
 def unpatchify(patches: torch.Tensor, x_shape: Sequence[int], patch_size: Sequence[int]) -> torch.Tensor:

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from vatt.models.patch_tokenizers import PatchTokenizer
-from vatt.models.patching import normalise_patch_size
+from vatt.ops.patch_layout import normalise_patch_size
 from vatt_motion.frames import frame_differences
 
 CHANNELS = 2  # ON and OFF
