@@ -8,6 +8,7 @@ zero at the first step, a negative ``eval_every`` evaluates after every step).
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from vatt.messages import shown
@@ -39,3 +40,26 @@ def range_problems(schema: type, values: dict, where: str) -> list[str]:
         bound = f"at least {low}" if high is None else f"in [{low}, {high}]"
         problems.append(f"{where}.{spec.name}: must be {bound}{f' ({hint})' if hint else ''}, got {shown(value)}")
     return problems
+
+
+def require(low: float | None = None, high: float | None = None, *, above: float | None = None,
+            below: float | None = None, whole: bool = False, **values: Any) -> None:
+    """ValueError naming the first of ``values`` (name=value) that is not a finite number (a whole one with
+    ``whole``, an int) in [``low``, ``high``] and in (``above``, ``below``); any bound may be left open, and None
+    as a value (an optional setting left out) is always fine.
+
+    Types of constructor arguments are the registry's to check, from signatures; this is the one helper for the
+    value rules a type cannot say, used by components that Python code may also build directly.
+    """
+    for name, value in values.items():
+        if value is None:
+            continue
+        number = isinstance(value, int if whole else (int, float)) and not isinstance(value, bool) \
+            and math.isfinite(value)
+        if number and (low is None or value >= low) and (high is None or value <= high) \
+                and (above is None or value > above) and (below is None or value < below):
+            continue
+        bounds = [f"{sign} {bound}" for sign, bound in ((">=", low), ("<=", high), (">", above), ("<", below))
+                  if bound is not None]
+        what = "an int" if whole else "a finite number"
+        raise ValueError(f"{name} must be {what}{' ' + ' and '.join(bounds) if bounds else ''}, got {shown(value)}")

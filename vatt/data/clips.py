@@ -18,6 +18,7 @@ import torch
 
 from vatt.data import transforms
 from vatt.data.decode import DecodedMedia, MediaError, MediaFile
+from vatt.ranges import require
 
 TIME_TOLERANCE = 1e-3  # seconds a clip may overhang a file's end (rounded container durations)
 WHOLE_FILE_SPANS = 4  # with cache_mb, files up to this many clip spans long are decoded whole and kept
@@ -56,11 +57,9 @@ class ClipSettings:
     cache_mb: int = 0
 
     def __post_init__(self):
-        for name, low in (("frames", 1), ("size", 1), ("stride", 1), ("audio_rate", 1), ("clips", 1),
-                          ("cache_mb", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        require(1, whole=True, frames=self.frames, size=self.size, stride=self.stride,
+                audio_rate=self.audio_rate, clips=self.clips)
+        require(0, whole=True, cache_mb=self.cache_mb)
         if self.audio_samples is not None and (not isinstance(self.audio_samples, int) or self.audio_samples < 1):
             raise ValueError(f"audio_samples must be a positive int or None, got {self.audio_samples!r}")
         if not isinstance(self.fps, (int, float)) or self.fps <= 0:

@@ -9,31 +9,17 @@ arguments so a task can inject them from its recipe.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from typing import Iterable
 
 import torch
 
+from vatt.ranges import require
 from vatt.registry import register
 
 # Device types whose fused Adam/AdamW/SGD kernels we rely on. XLA is absent on purpose: it has none, and
 # torch's own default (no fused, no foreach) is what it wants.
 _FUSED_DEVICE_TYPES = ("cuda", "xpu", "cpu")
 _PERIODS = ("quarter", "half")
-
-
-def _check_number(name: str, value: Any, *, low: float = 0.0, low_inclusive: bool = True,
-                  high: float | None = None) -> None:
-    bad_type = isinstance(value, bool) or not isinstance(value, (int, float))
-    too_low = not bad_type and (value < low if low_inclusive else value <= low)
-    too_high = not bad_type and high is not None and value >= high
-    if bad_type or too_low or too_high or not math.isfinite(value):
-        bound = f"{'>=' if low_inclusive else '>'} {low}" + (f" and < {high}" if high is not None else "")
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-
-
-def _check_steps(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
 
 
 def _materialise(params: Iterable) -> list:
@@ -82,13 +68,13 @@ def adamw(params: Iterable, *, lr: float = 1e-4, betas: tuple[float, float] = (0
 
 
 def _adam_family(cls, params, lr, betas, eps, weight_decay, fused):
-    _check_number("lr", lr)
-    _check_number("eps", eps, low_inclusive=False)
-    _check_number("weight_decay", weight_decay)
+    require(0, lr=lr)
+    require(above=0, eps=eps)
+    require(0, weight_decay=weight_decay)
     if not isinstance(betas, (tuple, list)) or len(betas) != 2:
         raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-    _check_number("betas[0]", betas[0], high=1.0)
-    _check_number("betas[1]", betas[1], high=1.0)
+    require(0, below=1, **{"betas[0]": betas[0]})
+    require(0, below=1, **{"betas[1]": betas[1]})
     params = _materialise(params)
     return cls(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                fused=_resolve_fused(fused, params))
@@ -98,9 +84,9 @@ def _adam_family(cls, params, lr, betas, eps, weight_decay, fused):
 def sgd(params: Iterable, *, lr: float, momentum: float = 0.9, nesterov: bool = False, weight_decay: float = 0.0,
         fused: bool | None = None) -> torch.optim.SGD:
     """SGD with momentum (the fine-tuning optimizer: momentum 0.9)."""
-    _check_number("lr", lr)
-    _check_number("momentum", momentum)
-    _check_number("weight_decay", weight_decay)
+    require(0, lr=lr)
+    require(0, momentum=momentum)
+    require(0, weight_decay=weight_decay)
     if nesterov and momentum == 0:
         raise ValueError(f"nesterov=True needs momentum > 0, got momentum={momentum!r}")
     params = _materialise(params)
@@ -110,7 +96,7 @@ def sgd(params: Iterable, *, lr: float, momentum: float = 0.9, nesterov: bool = 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     """Set the learning rate of every parameter group of ``optimizer``."""
-    _check_number("lr", lr)
+    require(0, lr=lr)
     for group in optimizer.param_groups:
         if isinstance(group["lr"], torch.Tensor):
             group["lr"].fill_(lr)  # a tensor lr (capturable/compiled steps) must stay the same tensor
@@ -121,11 +107,6 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 def _warmup(step: int, base_lr: float, warmup_steps: int) -> float:
     """Linear ramp from 0 at step 0 to base_lr at step warmup_steps."""
     return base_lr * step / warmup_steps
-
-
-def _check_step(step: Any) -> None:
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise ValueError(f"step must be a non-negative int, got {step!r}")
 
 
 @register("schedules", "warmup_cosine", example={"base_lr": 1e-4, "warmup_steps": 10, "total_steps": 100})
@@ -139,11 +120,11 @@ class WarmupCosine:
 
     def __init__(self, *, base_lr: float, total_steps: int, warmup_steps: int = 0, end_lr: float = 0.0,
                  period: str = "quarter"):
-        _check_number("base_lr", base_lr)
-        _check_number("end_lr", end_lr)
-        _check_steps("total_steps", total_steps, 1)
+        require(0, base_lr=base_lr)
+        require(0, end_lr=end_lr)
+        require(1, whole=True, total_steps=total_steps)
         # a warm-up longer than the run is allowed: short trial runs of a long recipe end inside it
-        _check_steps("warmup_steps", warmup_steps, 0)
+        require(0, whole=True, warmup_steps=warmup_steps)
         if period not in _PERIODS:
             raise ValueError(f"period must be one of {', '.join(_PERIODS)}, got {period!r}")
         self.base_lr = base_lr
@@ -153,7 +134,7 @@ class WarmupCosine:
         self.period = period
 
     def __call__(self, step: int) -> float:
-        _check_step(step)
+        require(0, whole=True, step=step)
         if step < self.warmup_steps:
             return _warmup(step, self.base_lr, self.warmup_steps)
         decay_steps = max(1, self.total_steps - self.warmup_steps)
@@ -177,15 +158,15 @@ class Constant:
     """
 
     def __init__(self, *, base_lr: float, warmup_steps: int = 0, total_steps: int | None = None):
-        _check_number("base_lr", base_lr)
-        _check_steps("warmup_steps", warmup_steps, 0)
+        require(0, base_lr=base_lr)
+        require(0, whole=True, warmup_steps=warmup_steps)
         if total_steps is not None:
-            _check_steps("total_steps", total_steps, 1)
+            require(1, whole=True, total_steps=total_steps)
         self.base_lr = base_lr
         self.warmup_steps = warmup_steps
 
     def __call__(self, step: int) -> float:
-        _check_step(step)
+        require(0, whole=True, step=step)
         if step < self.warmup_steps:
             return _warmup(step, self.base_lr, self.warmup_steps)
         return self.base_lr

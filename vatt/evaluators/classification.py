@@ -14,9 +14,11 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import torch
+
 from vatt.data.failures import DEFAULT_MAX_FAILURE_RATE, check_failure_rate
 from vatt.data.loader import read_once
 from vatt.metrics import multilabel_metrics, topk_accuracy
+from vatt.ranges import require
 from vatt.registry import register
 
 
@@ -103,10 +105,10 @@ class ClassificationEvaluator:
                             ("space", space)):
             if not isinstance(value, str) or not value or (name == "dataset_name" and "/" in value):
                 raise ValueError(f"{name} must be a non-empty name, got {value!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        if not top_k or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in top_k):
-            raise ValueError(f"top_k must be a non-empty list of positive ints, got {top_k!r}")
+        require(1, whole=True, batch_size=batch_size)
+        if not top_k:
+            raise ValueError("top_k must name at least one k, e.g. [1, 5]")
+        require(1, whole=True, **{f"top_k[{i}]": k for i, k in enumerate(top_k)})
         check_failure_rate(max_failure_rate)
         self.dataset_name = dataset_name
         self.prefix = prefix

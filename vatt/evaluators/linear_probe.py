@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from vatt.data.failures import DEFAULT_MAX_FAILURE_RATE, check_failure_rate
 from vatt.evaluators.classification import check_targets, gather_outputs
 from vatt.metrics import topk_accuracy
+from vatt.ranges import require
 from vatt.registry import register
 
 CLASSIFIERS = ("low_rank", "svm")
@@ -160,10 +161,8 @@ class LinearProbe:
             raise ValueError(f"classifiers must name some of {CLASSIFIERS}, got {list(classifiers)!r}")
         if not 0.0 < sample_fraction <= 1.0:
             raise ValueError(f"sample_fraction must be in (0, 1], got {sample_fraction!r}")
-        for name, value in (("rank", rank), ("steps", steps), ("batch_size", batch_size),
-                            ("svm_max_iter", svm_max_iter), ("feature_batch_size", feature_batch_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        require(1, whole=True, rank=rank, steps=steps, batch_size=batch_size, svm_max_iter=svm_max_iter,
+                feature_batch_size=feature_batch_size)
         if not lr > 0 or not svm_c > 0:
             raise ValueError(f"lr and svm_c must be positive, got lr={lr!r}, svm_c={svm_c!r}")
         check_failure_rate(max_failure_rate)

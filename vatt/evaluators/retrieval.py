@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from vatt.data.failures import DEFAULT_MAX_FAILURE_RATE, check_failure_rate
 from vatt.data.loader import read_once
 from vatt.metrics import retrieval_metrics
+from vatt.ranges import require
 from vatt.registry import register
 
 REPORTED = ("R@1", "R@5", "R@10", "median_rank")
@@ -45,10 +46,8 @@ class ZeroShotRetrieval:
                  num_workers: int = 0, max_failure_rate: float = DEFAULT_MAX_FAILURE_RATE):
         if not isinstance(dataset_name, str) or not dataset_name or "/" in dataset_name:
             raise ValueError(f"dataset_name must be a non-empty name without '/', got {dataset_name!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        if isinstance(caption_index, bool) or not isinstance(caption_index, int) or caption_index < 0:
-            raise ValueError(f"caption_index must be a non-negative int, got {caption_index!r}")
+        require(1, whole=True, batch_size=batch_size)
+        require(0, whole=True, caption_index=caption_index)
         for name, space in (("video_space", video_space), ("text_space", text_space)):
             if not isinstance(space, str) or not space:
                 raise ValueError(f"{name} must be a non-empty string, got {space!r}")

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from vatt.ranges import require
+
 COLOURS = {  # name -> RGB in [0, 1]
     "red": (0.90, 0.10, 0.10), "green": (0.10, 0.80, 0.20), "blue": (0.15, 0.30, 0.95),
     "yellow": (0.95, 0.90, 0.10), "purple": (0.60, 0.15, 0.85), "white": (0.95, 0.95, 0.95),
@@ -73,10 +75,9 @@ def ensure_split(root: Path, *, split: str, images_per_class: int, image_size: i
     """The folder whose ``split`` subfolder holds the pictures these arguments describe; written if missing."""
     if split not in SPLIT_STREAMS:
         raise ValueError(f"split must be one of {sorted(SPLIT_STREAMS)}, got {split!r}")
-    for name, value, low in (("images_per_class", images_per_class, 1), ("image_size", image_size, 8),
-                             ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    require(1, whole=True, images_per_class=images_per_class)
+    require(8, whole=True, image_size=image_size)
+    require(0, whole=True, seed=seed)
     params = {"version": VERSION, "split": split, "images_per_class": images_per_class, "image_size": image_size,
               "seed": seed}
     key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
