@@ -12,7 +12,6 @@ MAX_CHARACTERS characters, before anything walks, copies or prints the expanded 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import difflib
 import os
 import re
@@ -267,7 +266,3 @@ def check_top_level(cfg: dict, sections: set[str]) -> list[str]:
 def raise_if(problems: list[str], source: str | None = None) -> None:
     if problems:
         raise ConfigError(problems, source)
-
-
-def fields_of(schema: type) -> set[str]:
-    return {f.name for f in dataclasses.fields(schema)}

@@ -28,12 +28,6 @@ class ModalitySettings:
     post_projection: int | None = None  # VATT-MA: width of the GELU Dense after the shared backbone
 
 
-@dataclass
-class ModelSettings:
-    modalities: dict
-    shared_backbone: dict | None = None  # the modality-agnostic VATT-MA: one transformer for all
-
-
 def check_model(model_cfg: dict | None) -> list[str]:
     """Structure problems the signature checks can't see (which modalities, shared vs own backbones)."""
     from vatt.config import check_section
