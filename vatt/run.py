@@ -86,12 +86,19 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(results, indent=2))
         return 0
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        if exc.__cause__ is not None:
-            print(f"  caused by {type(exc.__cause__).__name__}: {exc.__cause__}", file=sys.stderr)
+        # report=False: a process of a distributed run other than the main one, which reports the same error
+        if getattr(exc, "report", True):
+            print(f"error: {exc}", file=sys.stderr)
+            if exc.__cause__ is not None:
+                print(f"  caused by {type(exc.__cause__).__name__}: {exc.__cause__}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; the last checkpoint in the run directory is kept", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        # Every stop on request exits with 130 (128 + SIGINT, as a shell reports a Ctrl-C), SIGTERM included.
+        # A stop request ends in vatt.engine.faults.TrainingInterrupted, whose one line names the step it saved
+        # and which only the main process of a distributed run reports; a second Ctrl-C, or one outside
+        # training, is a bare KeyboardInterrupt.
+        if getattr(exc, "report", True):
+            print(str(exc) or "interrupted; the last checkpoint in the run directory is kept", file=sys.stderr)
         return 130
 
 

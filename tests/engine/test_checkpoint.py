@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from vatt.engine import checkpoint as ckpt
-from vatt.engine.checkpoint import CheckpointError, checkpoint_path, load_latest, save_checkpoint
+from vatt.engine.checkpoint import (CheckpointError, CheckpointWriteError, checkpoint_path, load_latest,
+                                   save_checkpoint)
 
 
 def _files(run_dir):
@@ -63,7 +64,7 @@ def test_crash_inside_torch_save_keeps_previous_checkpoint(tmp_path, monkeypatch
         raise OSError("disk full")
 
     monkeypatch.setattr(ckpt.torch, "save", dies_halfway)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(CheckpointWriteError, match="disk full while writing step 2 .*the checkpoint of step 1"):
         save_checkpoint(tmp_path, 2, {"w": torch.zeros(3)})
     monkeypatch.undo()
 

@@ -3,10 +3,15 @@
 `make_loader` wraps a DataLoader around a keyed `StepBatchSampler`, so the batch of step s is a pure
 function of (seed, s) whatever the number of workers or where the run resumed. A sample whose file is
 missing, truncated, corrupt or too short (`MediaError`) is dropped from its batch, counted once per distinct
-sample and logged with its path; when more than `max_failure_rate` of the dataset's samples have failed, the
+sample and logged with its path, and the batch is refilled from the samples that follow in the sampler's
+order (`_Refill`), so a run with many bad files still trains on full batches (a batch of one clip would leave
+BatchNorm without statistics); when more than `max_failure_rate` of the dataset's samples have failed, the
 run stops with `DataError` naming the count and some of the files. Any other exception in a worker is a bug:
 it is re-raised naming the file the worker was reading, and a worker killed outright (a crash in a decoder)
 is reported the same way, from a shared table of what each worker is reading.
+
+Workers ignore the stop signals a terminal or a launcher sends to the whole process group (Ctrl-C, SIGTERM):
+the main process finishes its step and saves a checkpoint first, then shuts them down itself.
 
 Evaluation reads a dataset once, in order, through the same guarded workers (`read_once`), and streams (the
 packed shards) count their failures with the same `FailureCounter`, so every reader of samples follows one
@@ -16,8 +21,12 @@ policy: skip, log the path, stop above the share.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
+import os
 import random
+import signal
+import threading
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
@@ -25,8 +34,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from vatt.data.decode import MediaError
-from vatt.data.failures import (DEFAULT_MAX_FAILURE_RATE, DataError, Failure, FailureCounter, ReadingTable,
-                                check_failure_rate, note_reading)
+from vatt.data.failures import (CHECK_HINT, DEFAULT_MAX_FAILURE_RATE, DataError, Failure, FailureCounter,
+                                ReadingTable, check_failure_rate, note_reading)
 from vatt.data.sampler import SampleKey, StepBatchSampler, collate
 
 log = logging.getLogger("vatt.data")
@@ -72,7 +81,7 @@ def _collate_kept(items: list, collate_fn: Callable = collate) -> tuple[Any, lis
 class _SeedWorker:
     """worker_init_fn: numpy and `random` seeded from the worker's torch seed (itself from the loader's
     seeded generator), so code using global RNGs is reproducible too; records the worker's pid and installs
-    the table of what each worker reads (see `note_reading`)."""
+    the table of what each worker reads (see `note_reading`); leaves the stop signals to the main process."""
 
     def __init__(self, table: ReadingTable | None):
         self.table = table
@@ -83,6 +92,28 @@ class _SeedWorker:
         random.seed(seed)
         if self.table is not None:
             self.table.attach(worker_id)
+        _ignore_group_stop_signals()
+
+
+def _ignore_group_stop_signals() -> None:
+    """In a worker: ignore SIGINT, and SIGTERM unless the main process sends it. A terminal's Ctrl-C, a `kill`
+    of the process group and torchrun's forwarding reach every process of the group, the workers included; a
+    worker that died of them would end the main process's step with an error blaming the file it was reading.
+    The main process's own SIGTERM is the DataLoader's `terminate()` of a worker that does not exit: that one
+    still ends the worker, as torch's worker handler ends it (a Python handler cannot tell who sent a signal,
+    so a thread waits for SIGTERM, blocked everywhere else, and reads its sender)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not hasattr(signal, "sigwaitinfo"):  # macOS: SIGTERM keeps torch's handler
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # inherited by every thread started from here
+    threading.Thread(target=_end_on_sigterm_from, args=(os.getppid(),), name="sigterm-from-main",
+                     daemon=True).start()
+
+
+def _end_on_sigterm_from(main_pid: int) -> None:
+    while True:
+        if signal.sigwaitinfo({signal.SIGTERM}).si_pid == main_pid:
+            os._exit(0)
 
 
 def _guarded_loader(dataset: Dataset, batches: Iterable[list], *, num_workers: int, collate_fn: Callable = collate,
@@ -101,14 +132,69 @@ def _guarded_loader(dataset: Dataset, batches: Iterable[list], *, num_workers: i
     return loader, table
 
 
+def _concatenated(batch: dict, extra: dict) -> dict:
+    return {key: torch.cat([value, extra[key]]) if torch.is_tensor(value) else value + extra[key]
+            for key, value in batch.items()}
+
+
+class _Refill:
+    """Tops up, in the main process, a batch that lost unreadable samples: from the samples that follow the
+    step's own in its epoch's order (then those before them), every `world`-th one starting at `rank`, so
+    processes never draw the same sample and none draws one of the step's global batch. Samples known to fail
+    are passed over. What replaces a sample is a pure function of (seed, step, rank), so a resumed run refills
+    as the uninterrupted one did."""
+
+    MIN_CLIPS = 2  # a batch of one clip leaves BatchNorm without statistics and a contrastive loss without negatives
+
+    def __init__(self, dataset: Dataset, sampler: StepBatchSampler, rank: int, world: int):
+        self.dataset = dataset
+        self.sampler = sampler
+        self.rank = rank
+        self.world = world
+
+    def fill(self, step: int, batch: dict | None, missing: int, counter: FailureCounter) -> dict:
+        """``batch`` (None: every sample failed) of global step ``step`` with ``missing`` samples put back; a
+        batch that stays below MIN_CLIPS for want of readable samples is a DataError."""
+        target = _size(batch) + missing
+        epoch, position = divmod(step, self.sampler.steps_per_epoch)
+        order = self.sampler.epoch_order(epoch)
+        start, end = position * self.sampler.batch_size, (position + 1) * self.sampler.batch_size
+        candidates = itertools.chain(order[end:], order[:start])
+        found = []
+        for index in itertools.islice(candidates, self.rank, None, self.world):
+            if len(found) == missing:
+                break
+            if int(index) in counter.failures:
+                continue
+            item = self.dataset[SampleKey(int(index), epoch, self.sampler.seed)]
+            if isinstance(item, Failure):
+                counter.add(item.index, item.path, item.reason)
+            else:
+                found.append(item)
+        if found:
+            batch = collate(found) if batch is None else _concatenated(batch, collate(found))
+        if _size(batch) < min(self.MIN_CLIPS, target):
+            raise DataError(f"step {step}: {_size(batch)} readable clip(s) for a batch of {target}, and no other "
+                            f"sample of the dataset left to fill it: {len(counter)} of {counter.total} samples "
+                            f"could not be read; {CHECK_HINT}")
+        return batch
+
+
+def _size(batch: dict | None) -> int:
+    return 0 if batch is None else len(next(iter(batch.values())))
+
+
 class Batches:
     """Iterator of collated batches (dicts) from `start_step` on; see `make_loader`."""
 
-    def __init__(self, dataset: Dataset, loader: DataLoader, max_failure_rate: float, table: ReadingTable | None):
+    def __init__(self, dataset: Dataset, loader: DataLoader, max_failure_rate: float, table: ReadingTable | None,
+                 refill: _Refill, start_step: int):
         self.dataset = dataset
         self.counter = FailureCounter(len(dataset), max_failure_rate)
         self._table = table
         self._iterator = iter(loader)
+        self._refill = refill
+        self._step = start_step  # the global step of the next batch
 
     @property
     def max_failure_rate(self) -> float:
@@ -123,17 +209,16 @@ class Batches:
         return self
 
     def __next__(self) -> dict:
-        while True:
-            try:
-                batch, failures = next(self._iterator)
-            except RuntimeError as exc:
-                _explain_crash(exc, self._table)
-                raise
-            for failure in failures:
-                self.counter.add(failure.index, failure.path, failure.reason, check=False)
-            self.counter.check()
-            if batch is not None:  # a batch whose every sample failed is skipped
-                return batch
+        try:
+            batch, failures = next(self._iterator)
+        except RuntimeError as exc:
+            _explain_crash(exc, self._table)
+            raise
+        for failure in failures:
+            self.counter.add(failure.index, failure.path, failure.reason, check=False)
+        self.counter.check()
+        step, self._step = self._step, self._step + 1
+        return self._refill.fill(step, batch, len(failures), self.counter) if failures else batch
 
 
 class OnePass:
@@ -254,8 +339,10 @@ def make_loader(dataset: Dataset, *, batch_size: int, seed: int = 0, start_step:
 
     The batch of step s is the same for any `num_workers` and any `start_step` <= s. Datasets receive
     `SampleKey`s; see `vatt.data.sampler`. `shard` maps the stream of global batches to this process's
-    slices of them (vatt.engine.distributed.ShardedBatchSampler). A failed sample is dropped from its
-    batch, so a batch may be smaller than `batch_size`.
+    slices of them (vatt.engine.distributed.ShardedBatchSampler, whose `rank` and `world` also say which
+    replacements for failed samples this process reads). A failed sample is replaced by a readable one from
+    further on in the order, so a batch is smaller than `batch_size` only when the dataset has too few
+    readable samples left to fill it (and below 2 clips that is a `DataError`).
 
     `max_failure_rate` (default 1 %) is the share of samples that may fail before the run stops.
 
@@ -281,4 +368,7 @@ def make_loader(dataset: Dataset, *, batch_size: int, seed: int = 0, start_step:
     loader, table = _guarded_loader(dataset, batches, num_workers=num_workers, generator=generator,
                                     prefetch_factor=prefetch_factor, pin_memory=pin_memory)
     rate = DEFAULT_MAX_FAILURE_RATE if max_failure_rate is None else max_failure_rate
-    return Batches(dataset, loader, rate, table)
+    # its own sampler of the same order: the loader's caches the epoch the workers are being fed, maybe the next
+    refill = _Refill(_Guarded(dataset), StepBatchSampler(len(dataset), batch_size, seed=seed, drop_last=drop_last),
+                     rank=getattr(batches, "rank", 0), world=getattr(batches, "world", 1))
+    return Batches(dataset, loader, rate, table, refill, start_step)

@@ -9,9 +9,15 @@ Every file is first written to a hidden temporary file in the same directory, fl
 renamed over its final name (``os.replace`` is atomic within one filesystem), and the directory is fsync'ed
 so the rename itself is durable. A crash therefore leaves either the old file or the new one, never half of
 one; ``load_latest`` falls back to scanning the step files when ``latest`` is missing or damaged.
+
+A save that the filesystem refuses (a full disk, a quota, a directory made read-only) removes its temporary
+file and ends in `CheckpointWriteError`, naming the step, the file and the checkpoint still intact. A run that
+cannot resume ends in one-screen errors too: `CheckpointError` when no checkpoint loads, `CheckpointMismatch`
+when the newest does not fit the model (`check_fits`).
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -20,6 +26,10 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 import torch
+import torch.nn as nn
+
+from vatt.messages import listed, reason
+from vatt.registry import UserError
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +37,22 @@ CHECKPOINT_DIR = "checkpoints"
 LATEST_NAME = "latest"
 _STEP_FILE = re.compile(r"^step_(\d{8,})\.pt$")
 _TMP_SUFFIX = ".tmp"
+SHOWN_FAILURES = 5  # unloadable checkpoints a CheckpointError names
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError):
     """Checkpoints exist in a run directory but none of them can be loaded."""
+
+
+class CheckpointWriteError(UserError):
+    """The filesystem refused a checkpoint (no space, a quota, no permission); the earlier ones are intact."""
+
+
+class CheckpointMismatch(UserError):
+    """The checkpoint a run would resume from holds other parameters, or other shapes, than its model."""
+
+
+_OUT_OF_ROOM = (errno.ENOSPC, errno.EDQUOT)
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> None:
@@ -85,11 +107,40 @@ def save_checkpoint(directory: str | os.PathLike, step: int, state: dict, keep: 
     if not isinstance(state, dict):
         raise ValueError(f"state must be a dict, got {type(state).__name__}")
     target = checkpoint_path(directory, step)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(target, lambda f: torch.save(state, f))
-    atomic_write(target.parent / LATEST_NAME, lambda f: f.write(f"{target.name}\n".encode()))
+    pointer = target.parent / LATEST_NAME
+    for path, write in ((target, lambda f: torch.save(state, f)),
+                        (pointer, lambda f: f.write(f"{target.name}\n".encode()))):
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, write)
+        except Exception as exc:
+            refused = _os_error(exc)
+            if refused is None:
+                raise
+            raise _write_error(refused, step, path) from None
     _prune(target.parent, keep, protected=target.name)
     return target
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The OSError behind ``exc``: torch.save reports a failed write as a RuntimeError of its zip writer,
+    raised while handling the OSError of the file."""
+    while exc is not None and not isinstance(exc, OSError):
+        exc = exc.__cause__ or exc.__context__
+    return exc
+
+
+def _write_error(exc: OSError, step: int, path: Path) -> CheckpointWriteError:
+    what = exc.strerror or str(exc) or type(exc).__name__
+    ckpt_dir = path.parent
+    candidates = [_read_latest(ckpt_dir), *(p for _, p in _step_files(ckpt_dir))]  # what a rerun resumes from
+    intact = next((p for p in candidates if p is not None and p != path and p.is_file()), None)
+    kept = (f"the checkpoint of step {int(_STEP_FILE.match(intact.name).group(1))} ({intact}) is intact"
+            if intact is not None else "no earlier checkpoint was saved")
+    fix = ("free some space (or lower run.keep_checkpoints)" if exc.errno in _OUT_OF_ROOM
+           else f"make {ckpt_dir} writable")
+    return CheckpointWriteError(f"{what[:1].lower()}{what[1:]} while writing step {step} to {path}; {kept}. "
+                                f"To continue, {fix} and run the same command: it resumes from there.")
 
 
 def _step_files(ckpt_dir: Path) -> list[tuple[int, Path]]:
@@ -157,9 +208,8 @@ def load_latest(directory: str | os.PathLike, map_location: Any = "cpu", *,
         try:
             state = torch.load(path, map_location=map_location, weights_only=weights_only)
         except Exception as exc:  # a damaged file can fail in zip, pickle or storage code, each differently
-            log.warning("checkpoint %s does not load (%s: %s); trying an older one", path,
-                        type(exc).__name__, exc)
-            failures.append(f"{path.name}: {type(exc).__name__}: {exc}")
+            log.warning("checkpoint %s does not load (%s); trying an older one", path, reason(exc))
+            failures.append(f"{path.name}: {reason(exc)}")
             continue
         if not isinstance(state, dict):
             log.warning("checkpoint %s holds a %s, not a state dict; trying an older one", path,
@@ -168,5 +218,29 @@ def load_latest(directory: str | os.PathLike, map_location: Any = "cpu", *,
             continue
         return int(_STEP_FILE.match(path.name).group(1)), state
     if failures:
-        raise CheckpointError(f"no checkpoint in {ckpt_dir} loads:\n  " + "\n  ".join(failures))
+        shown = "\n  ".join(failures[:SHOWN_FAILURES])
+        more = f"\n  ... and {len(failures) - SHOWN_FAILURES} more" if len(failures) > SHOWN_FAILURES else ""
+        raise CheckpointError(f"no checkpoint in {ckpt_dir} loads:\n  {shown}{more}")
     return None
+
+
+def model_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    """The shape of every entry of ``model``'s state dict, named as its checkpoints name them (DDP's wrapper
+    left out; FSDP's sharded parameters give their full shapes)."""
+    inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    return {name: tuple(value.shape) for name, value in inner.state_dict().items() if torch.is_tensor(value)}
+
+
+def check_fits(shapes: dict[str, tuple[int, ...]], state: dict, directory: str | os.PathLike, step: int) -> None:
+    """Raise `CheckpointMismatch` unless the checkpoint ``state`` of ``step`` holds exactly the model entries
+    of ``shapes`` (`model_shapes`) with the same shapes, naming those that differ."""
+    saved = {name: tuple(value.shape) for name, value in state.get("model", {}).items() if torch.is_tensor(value)}
+    differ = [f"{name} {list(saved[name])} -> {list(shape)}" for name, shape in shapes.items()
+              if name in saved and saved[name] != shape]
+    problems = [f"{len(names)} {what}: {listed(names)}" for what, names in (
+        ("parameters have other shapes (checkpoint -> model)", differ),
+        ("parameters of the model are missing from the checkpoint", [n for n in shapes if n not in saved]),
+        ("parameters of the checkpoint are not in the model", [n for n in saved if n not in shapes])) if names]
+    if problems:
+        raise CheckpointMismatch(f"the checkpoint of step {step} ({checkpoint_path(directory, step)}) does not fit "
+                                 f"this model, so the run cannot resume: " + ". ".join(problems))

@@ -127,6 +127,16 @@ def broadcast_from_main(value):
     return box[0]
 
 
+def raise_on_every_process(problem: Exception | None) -> None:
+    """Raise, on every process, the error the main process met (its ``problem``; None: it met none; what the
+    others pass is ignored), so that none of them waits for the main process in a collective it left. Only the
+    main process's copy says ``report = True``: the command line prints the error once."""
+    problem = broadcast_from_main(problem)
+    if problem is not None:
+        problem.report = is_main_process()
+        raise problem
+
+
 @contextlib.contextmanager
 def main_process_first() -> Iterator[None]:
     """The main process runs the block first (creating caches, say), then the others run it."""

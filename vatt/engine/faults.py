@@ -1,7 +1,12 @@
 """What ends a run early, and how: a stop request (SIGTERM, Ctrl-C) or a loss that stays NaN/Inf.
 
 A stop request only sets a flag; the trainer finishes the step it is in, agrees with the other processes that
-the run stops, saves a checkpoint and raises `TrainingInterrupted`. A second Ctrl-C stops at once.
+the run stops, saves a checkpoint and raises `TrainingInterrupted`. A second Ctrl-C stops at once. Either way
+`python -m vatt.run` ends with one line and exit code 130, whichever signal asked.
+
+Ctrl-C in a terminal signals the whole process group, DataLoader workers included, and torchrun forwards the
+signals it gets to each rank's group: the workers ignore them (vatt.data.loader), so only the main process
+decides when the data stops.
 """
 from __future__ import annotations
 
@@ -15,8 +20,14 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """The run stopped on request after saving a checkpoint (a KeyboardInterrupt, so the command line ends
-    with its usual message and exit code)."""
+    """The run stopped on request after saving a checkpoint (a KeyboardInterrupt, so anything that stops on
+    Ctrl-C stops on it). Its message is the one line the command line prints, naming the step and its
+    checkpoint; ``report`` is False on the processes of a distributed run other than the main one, which
+    print nothing."""
+
+    def __init__(self, message: str, *, report: bool = True):
+        super().__init__(message)
+        self.report = report
 
 
 class NonFiniteLoss(UserError):

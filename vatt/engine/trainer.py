@@ -21,18 +21,21 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 
-from vatt.engine.checkpoint import load_latest, save_checkpoint
-from vatt.engine.distributed import all_sum, broadcast_from_main, is_main_process, rank, world_size
+from vatt.engine.checkpoint import check_fits, load_latest, model_shapes, save_checkpoint
+from vatt.engine.distributed import (all_sum, broadcast_from_main, is_main_process, raise_on_every_process, rank,
+                                     world_size)
 from vatt.engine.faults import BadStepCounter, StopRequests, TrainingInterrupted
 from vatt.engine.logging import RunLogger
 from vatt.engine.optim import set_lr
 from vatt.engine.parallel import full_state, load_full_state
 from vatt.engine.speed import autocast
+from vatt.registry import UserError
 
 
 CAPTURABLE_DEVICES = ("xla", "cuda")  # where torch's optimisers can keep their step counts (capturable=True)
@@ -100,10 +103,20 @@ class Loop:
         """Load the run directory's latest checkpoint, if any; returns the step to continue from.
 
         The main process reads the checkpoint and sends it to the others, which need no access to the run
-        directory.
+        directory. When no checkpoint loads, or the newest does not fit the model (`CheckpointError`,
+        `CheckpointMismatch`), every process raises the main process's error before anything is loaded.
         """
-        found = load_latest(self.run_dir) if is_main_process() else None
-        step, state = found if found is not None else (0, None)
+        shapes = model_shapes(self.model)  # on every process: the same calls everywhere, whatever the wrapper
+        step, state, problem = 0, None, None
+        if is_main_process():
+            try:
+                found = load_latest(self.run_dir)
+                if found is not None:
+                    step, state = found
+                    check_fits(shapes, state, self.run_dir, step)
+            except UserError as exc:
+                problem = exc
+        raise_on_every_process(problem)
         bad_total, bad_in_a_row = state.get("bad_steps", (0, 0)) if state is not None else (0, 0)
         step, bad_total, bad_in_a_row = broadcast_from_main((step, bad_total, bad_in_a_row))
         if step == 0:
@@ -113,15 +126,17 @@ class Loop:
         self.start_step = step
         return step
 
-    def save(self, step: int) -> None:
-        """Write the checkpoint of ``step``; every process must call it, the main process writes."""
+    def save(self, step: int) -> Path | None:
+        """Write the checkpoint of ``step``; every process must call it, the main process writes (and gets the
+        checkpoint's path back; the others get None)."""
         state = full_state(self.model, self.optimizer)
         for group in state["optimizer"].get("param_groups", []):
             if group.get("capturable") and self.defer_read_back:
                 group["capturable"] = False  # our choice for lazy devices (see _capture_optimizer), not the run's
         if is_main_process():
             state.update(step=step, bad_steps=[self.bad_steps.total, self.bad_steps.in_a_row])
-            save_checkpoint(self.run_dir, step, state, keep=self.keep_checkpoints)
+            return save_checkpoint(self.run_dir, step, state, keep=self.keep_checkpoints)
+        return None
 
     def read_step(self, done: int) -> bool:
         """Whether the step completing ``done`` reads its values back (always, unless reads are deferred)."""
@@ -226,11 +241,13 @@ class Loop:
 
     def fit(self) -> None:
         self.model.train()
-        batches = self.batches(self.start_step)
         if self.defer_read_back:
             self._capture_optimizer()
             self._counters = None  # the device counters restart from bad_steps (as resumed)
         with self.stop_requests if self.handle_signals else contextlib.nullcontext():
+            # DataLoader workers start here, under the stop handlers: a Ctrl-C that reaches one before its init
+            # makes it ignore stop signals (vatt.data.loader) only sets a flag in its copy of the handlers
+            batches = self.batches(self.start_step)
             for step in range(self.start_step, self.steps):
                 batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v
                          for k, v in next(batches).items()}
@@ -242,9 +259,10 @@ class Loop:
                 if self.logger is not None:
                     self.logger.log_step(done, outcome.scalars)
                 if outcome.stop is not None:
-                    self.save(done)
-                    raise TrainingInterrupted(f"stopped by {outcome.stop} after step {done}; its checkpoint is "
-                                              f"in {self.run_dir}")
+                    saved = self.save(done)  # None on the processes that do not write
+                    where = f"; its checkpoint is {saved}" if saved is not None else ""
+                    raise TrainingInterrupted(f"stopped by {outcome.stop} after step {done}{where}",
+                                              report=saved is not None)
                 if self.bad_steps.exhausted:
                     self.save(done)
                     raise self.bad_steps.error(done, self.run_dir)

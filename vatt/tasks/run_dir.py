@@ -2,19 +2,26 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
 import torch
 
 from vatt import config as cfglib
-from vatt.engine import distributed
+from vatt.engine import distributed, run_lock
+from vatt.engine.checkpoint import CHECKPOINT_DIR, CheckpointError, CheckpointMismatch
 from vatt.engine.logging import RunLogger
 from vatt.engine.trainer import Loop
+from vatt.messages import listed
 from vatt.registry import ConfigError, UserError
 
 RESOLVED_CONFIG = "config.yaml"
+# run directory → the config keys at which its saved config differed from this run's (see prepare_run_dir),
+# for the error of a resume whose checkpoint no longer fits the model
+_CONFIG_CHANGES: dict[Path, list[str]] = {}
 
 
 def default_run_dir(config_path: Path | None) -> Path:
@@ -23,32 +30,65 @@ def default_run_dir(config_path: Path | None) -> Path:
 
 def training_run_dir(directory: str | None, batch_size: int, config_path: Path | None, cfg: dict) -> Path:
     """A training task's run directory on this process, once the global batch is known to split over the
-    processes: the main process prepares it (folders, resolved config), the others only need its path."""
+    processes: the main process prepares it (folders, resolved config) and holds its lock (`run_lock`) until
+    `fit_and_report` ends; the others only need its path, and raise the main process's error if it could
+    not (rather than wait for it in their next collective)."""
     try:
         distributed.local_batch_size(batch_size)
     except ValueError as exc:
         raise ConfigError([f"run.batch_size: {exc}"]) from None
+    run_dir, problem = (Path(directory) if directory else default_run_dir(config_path)), None
     if distributed.is_main_process():
-        return prepare_run_dir(directory, config_path, cfg)
-    return Path(directory) if directory else default_run_dir(config_path)
+        try:
+            run_dir = prepare_run_dir(directory, config_path, cfg, exclusive=True)
+        except UserError as exc:
+            problem = exc
+    distributed.raise_on_every_process(problem)
+    return run_dir
 
 
-def prepare_run_dir(directory: str | None, config_path: Path | None, cfg: dict) -> Path:
-    """Create the run directory and save the resolved config in it (warning when a resumed run differs)."""
+def prepare_run_dir(directory: str | None, config_path: Path | None, cfg: dict, exclusive: bool = False) -> Path:
+    """Create the run directory, check that it can be written, take its lock when ``exclusive`` (a second run
+    on it stops here), and save the resolved config in it (warning when a resumed run differs)."""
     run_dir = Path(directory) if directory else default_run_dir(config_path)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"run.dir: cannot create {run_dir}: {exc.strerror}") from None
+    _check_writable(run_dir)
+    if exclusive:
+        run_lock.hold(run_dir)
     saved = run_dir / RESOLVED_CONFIG
+    _CONFIG_CHANGES.pop(run_dir, None)
     if saved.is_file():
         previous = cfglib.parse_yaml(saved.read_text()) or {}
         changed = sorted(_changed_keys(previous, cfg))
         if changed:
+            _CONFIG_CHANGES[run_dir] = changed
             print(f"warning: {saved} differs from this run's config at {', '.join(changed[:8])}"
                   f"{' ...' if len(changed) > 8 else ''}; the new config is saved", file=sys.stderr)
-    cfglib.save_resolved(cfg, saved)
+    try:
+        cfglib.save_resolved(cfg, saved)
+    except OSError as exc:  # a disk that is full: the write check above writes nothing
+        raise UserError(f"run.dir: cannot write {saved} ({exc.strerror}); make room, or choose another "
+                        f"run.dir") from None
     return run_dir
+
+
+def _check_writable(run_dir: Path) -> None:
+    """Create and remove a file where a run writes (the directory, its checkpoints), so that a directory the
+    run cannot write stops it before anything is built. Trying is the one check that covers every cause: the
+    mode bits, ACLs, a read-only mount, a network filesystem's own rules."""
+    for folder in (run_dir, run_dir / CHECKPOINT_DIR):
+        if not folder.is_dir():
+            continue
+        try:
+            fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-check-")
+        except OSError as exc:
+            raise UserError(f"run.dir: cannot write in {folder} ({exc.strerror}); make it writable, or choose "
+                            f"another run.dir") from None
+        os.close(fd)
+        os.unlink(probe)
 
 
 def _changed_keys(a, b, where: str = "") -> set[str]:
@@ -121,16 +161,18 @@ def loop_settings(run) -> dict:
 
 def fit_and_report(loop: Loop, run) -> dict:
     """Run a training task's Loop: resume from its run directory, train with progress and metrics on the main
-    process, evaluate at the end (``loop.evaluate``, on every process) and write results.json. Returns the
-    results on the main process, {} on the others."""
+    process, evaluate at the end (``loop.evaluate``, on every process) and write results.json; the run
+    directory's lock (taken by `training_run_dir`) is released at the end. Returns the results on the main
+    process, {} on the others."""
     main_process = distributed.is_main_process()
-    start = loop.resume()
-    if main_process:
-        if start:
-            print(f"resuming {loop.run_dir} from step {start}", file=sys.stderr)
-        loop.logger = RunLogger(loop.run_dir, total_steps=run.steps, batch_size=run.batch_size,
-                                tensorboard=run.tensorboard, print_every=run.log_every, start_step=start)
+    run_dir = Path(loop.run_dir)
     try:
+        start = _resume(loop, run_dir)
+        if main_process:
+            if start:
+                print(f"resuming {run_dir} from step {start}", file=sys.stderr)
+            loop.logger = RunLogger(run_dir, total_steps=run.steps, batch_size=run.batch_size,
+                                    tensorboard=run.tensorboard, print_every=run.log_every, start_step=start)
         loop.fit()
         results = loop.evaluate(run.steps) if loop.evaluate is not None else {}
         if main_process:
@@ -140,4 +182,22 @@ def fit_and_report(loop: Loop, run) -> dict:
     finally:
         if loop.logger is not None:
             loop.logger.close()
+        run_lock.release(run_dir)
     return results if main_process else {}
+
+
+def _resume(loop: Loop, run_dir: Path) -> int:
+    """`Loop.resume`, its errors saying what to do; a checkpoint that does not fit the model also names the
+    config keys that changed."""
+    try:
+        return loop.resume()
+    except (CheckpointError, CheckpointMismatch) as exc:
+        if not distributed.is_main_process():
+            raise  # the main process, which read the saved config, reports it
+        if isinstance(exc, CheckpointError):
+            raise CheckpointError(f"{exc}\nThe run cannot resume: move them out of {run_dir / CHECKPOINT_DIR} "
+                                  f"to start it afresh, or choose another run.dir.") from None
+        changed = _CONFIG_CHANGES.get(run_dir)
+        cause = (f"The config changed since that run at {listed(changed)}: undo what changed the model to resume"
+                 if changed else f"{run_dir / RESOLVED_CONFIG} did not change: the code that builds the model did")
+        raise CheckpointMismatch(f"{exc}.\n{cause}, or choose a new run.dir to start afresh.") from None
