@@ -2,10 +2,11 @@ from dataclasses import dataclass
 
 import pytest
 import yaml
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vatt import config as cfglib
-from vatt.registry import UserError
+from vatt.errors import UserError
 
 
 def write(path, data):

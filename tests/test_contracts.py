@@ -1,5 +1,6 @@
 """Registry-driven contract tests: every registered component, built-in or plugin, is built from its
 ``example`` and checked against the contract of its kind (docs/architecture.md)."""
+import copy
 import math
 
 import pytest
@@ -185,6 +186,17 @@ def test_evaluator_contract(entry, evaluation_setup):
 
 @entries("tasks")
 def test_task_contract(entry):
-    task = entry.obj()
-    for method in ("validate", "summary", "run"):
-        assert callable(getattr(task, method))
+    """A task's example config validates (without data), its summary counts the parameters of the model it
+    builds, and its validation does refuse a broken config."""
+    from vatt.errors import ConfigError
+    task, example = entry.obj(), copy.deepcopy(entry.example)
+    assert example.get("task") == entry.name
+    task.validate(example, source="example", need_data=False)
+    counts = task.summary(example)["parameters"]
+    model = task.build_model(example)
+    assert counts["total"] == sum(p.numel() for p in model.parameters()) > 0
+    assert all(isinstance(n, int) and n > 0 for n in counts.values())
+    with pytest.raises(ConfigError, match="bogus"):
+        task.validate({**example, "bogus": {}}, need_data=False)
+    with pytest.raises(ConfigError):
+        task.validate({**example, "model": 5}, need_data=False)

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from vatt.metrics import (average_precision, d_prime, mean_average_precision, multilabel_metrics, per_class,
-                          roc_auc)
+from vatt.metrics import average_precision, d_prime, mean_average_precision, multilabel_metrics, per_class, roc_auc
 
 
 def test_average_precision_by_hand():

@@ -4,7 +4,8 @@ import textwrap
 import pytest
 
 from vatt import registry as reg
-from vatt.registry import ConfigError, RegistryError, build, check_kwargs, register
+from vatt.errors import ConfigError, RegistryError
+from vatt.registry import build, check_kwargs, register
 
 
 @pytest.fixture

@@ -20,9 +20,10 @@ from typing import Any
 
 import yaml
 
+from vatt.errors import ConfigError, RegistryError, UserError
 from vatt.messages import cut, shown
 from vatt.ranges import range_problems
-from vatt.registry import SINGULAR, ConfigError, Entry, RegistryError, UserError, check_kwargs, registry
+from vatt.registry import SINGULAR, Entry, check_kwargs, registry
 
 # Far beyond any real config (the paper's have a few hundred values in a few KB), far below what hurts.
 MAX_TEXT = 1 << 20            # characters of a config file or an override value

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from string import Template
 
-from vatt.registry import UserError
+from vatt.errors import UserError
 
 NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 

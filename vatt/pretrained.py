@@ -12,7 +12,8 @@ import torch
 
 from vatt import config as cfglib
 from vatt.engine.weights import load_weights
-from vatt.registry import UserError, registry
+from vatt.errors import UserError
+from vatt.registry import registry
 from vatt.tasks.checkpoint_init import read_checkpoint
 
 CONFIG_NAME = "config.yaml"

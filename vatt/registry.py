@@ -20,6 +20,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from vatt.errors import ConfigError, RegistryError
 from vatt.messages import cut, reason, shown
 
 # each kind of component → how a message names one of them
@@ -28,30 +29,6 @@ SINGULAR = {"tokenizers": "tokenizer", "backbones": "backbone", "heads": "head",
             "tasks": "task"}
 KINDS = tuple(SINGULAR)
 BUILTINS_MODULE = "vatt.components"
-
-
-class UserError(Exception):
-    """A mistake in the user's input: `vatt.run` prints the message and exits non-zero, no traceback."""
-
-
-class ConfigError(UserError):
-    """Every problem found in a config, each with its config path, reported at once (the first SHOWN_PROBLEMS
-    of them in the message, so that it fits on a screen)."""
-
-    SHOWN_PROBLEMS = 20
-
-    def __init__(self, problems: Iterable[str], source: str | None = None):
-        self.problems = list(problems)
-        self.source = source
-        head = f"{len(self.problems)} problem(s) in config" + (f" {source}" if source else "") + ":"
-        lines = [head] + [f"  - {p}" for p in self.problems[: self.SHOWN_PROBLEMS]]
-        if len(self.problems) > self.SHOWN_PROBLEMS:
-            lines.append(f"  ... and {len(self.problems) - self.SHOWN_PROBLEMS} more")
-        super().__init__("\n".join(lines))
-
-
-class RegistryError(UserError):
-    """A name that cannot be resolved, or two components that claim the same name."""
 
 
 @dataclass
@@ -355,5 +332,5 @@ def all_entries(kinds: Iterable[str] = KINDS) -> dict[str, list[Entry]]:
     return {kind: registry(kind).entries() for kind in kinds}
 
 
-__all__ = ["KINDS", "UserError", "ConfigError", "RegistryError", "Entry", "Registry", "register", "registry",
+__all__ = ["KINDS", "SINGULAR", "Entry", "Registry", "register", "registry",
            "get", "build", "check_kwargs", "parameters", "all_entries", "describe", "ensure_builtins"]

@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 from vatt import config as cfglib
+from vatt.errors import UserError
 from vatt.messages import reason
-from vatt.registry import KINDS, UserError, all_entries, describe, registry
+from vatt.registry import KINDS, all_entries, describe, registry
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -19,7 +19,8 @@ from vatt.convert.__main__ import main
 from vatt.convert.convert import check_fit, full_config
 from vatt.convert.release import plan, strip
 from vatt.engine.weights import read_weights
-from vatt.registry import UserError, registry
+from vatt.errors import UserError
+from vatt.registry import registry
 from vatt.tasks.checkpoint_init import load_by_name, read_checkpoint
 
 FULL_SIZE = {"lbs_variables.txt": ("tx_fac", 431_721_260), "tx_fac_mbs_variables.txt": ("tx_fac", 280_566_572),

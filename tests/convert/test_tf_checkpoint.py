@@ -12,7 +12,7 @@ import pytest
 from tests.convert.tf_bundles import DATA, numeric, string_bytes, write_bundle
 from tests.tf_reference import load_npz, reference_path
 from vatt.convert.tf_checkpoint import CheckpointFormatError, TFCheckpoint, resolve_checkpoint
-from vatt.registry import UserError
+from vatt.errors import UserError
 
 ENTRIES = {"tx_fac_small": 364, "ut_fac_small": 244, "vit_cls_small": 93, "wat_cls_small": 89}
 

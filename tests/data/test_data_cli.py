@@ -9,8 +9,8 @@ import yaml
 
 from vatt.data.__main__ import main
 from vatt.data.encode import write_video
-from vatt.testing.replicas import REPLICAS
 from vatt.data.text import Vocabulary
+from vatt.testing.replicas import REPLICAS
 
 CLIP = ["--frames", "4", "--size", "16"]  # 0.4 s clips at 10 fps
 

@@ -2,9 +2,10 @@
 import pytest
 import torch
 
-from vatt.testing.replicas import REPLICAS, SMALL_CLIPS
 from vatt.data.sampler import SampleKey, collate
-from vatt.registry import ConfigError, build
+from vatt.errors import ConfigError
+from vatt.registry import build
+from vatt.testing.replicas import REPLICAS, SMALL_CLIPS
 
 
 @pytest.fixture(scope="module")

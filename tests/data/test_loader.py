@@ -10,9 +10,10 @@ import torch
 from torch.utils.data import Dataset, IterableDataset
 
 from vatt.data.datasets.manifest import ManifestDataset
-from vatt.data.failures import DataError
 from vatt.data.loader import make_loader, read_once
-from vatt.testing.replicas import SMALL_CLIPS, manifest as make_manifest
+from vatt.errors import DataError
+from vatt.testing.replicas import SMALL_CLIPS
+from vatt.testing.replicas import manifest as make_manifest
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,11 @@ import pytest
 import torch
 
 from vatt.data.datasets.manifest import ManifestDataset, read_manifest
-from vatt.testing.replicas import SMALL_CLIPS, manifest as make_manifest
 from vatt.data.sampler import SampleKey, collate
-from vatt.registry import ConfigError, build
+from vatt.errors import ConfigError
+from vatt.registry import build
+from vatt.testing.replicas import SMALL_CLIPS
+from vatt.testing.replicas import manifest as make_manifest
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from vatt.data.datasets.mixture import Mixture, _shares
-from vatt.testing.replicas import REPLICAS
 from vatt.data.sampler import SampleKey, StepBatchSampler, collate
 from vatt.registry import build
+from vatt.testing.replicas import REPLICAS
 
 
 @pytest.fixture(scope="module")

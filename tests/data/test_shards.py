@@ -13,11 +13,11 @@ from torch.utils.data import DataLoader
 from vatt.data import shards
 from vatt.data.__main__ import main
 from vatt.data.datasets.manifest import ManifestDataset
-from vatt.data.failures import DataError
 from vatt.data.loader import make_loader
 from vatt.data.pack import pack_manifest
-from vatt.testing.replicas import REPLICAS
 from vatt.data.sampler import collate
+from vatt.errors import DataError
+from vatt.testing.replicas import REPLICAS
 
 PACK = dict(fps=10, size=24, audio_rate=8000, clips_per_shard=2)
 READ = dict(frames=4, size=16, audio_rate=8000)

@@ -4,11 +4,12 @@ import string
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from vatt.data import synthetic, text as text_module
-from vatt.data.text import (PAD_ID, UNK_ID, WHITESPACE, Vocabulary, WordTokenizer, build_vocabulary,
-                            split_words)
+from vatt.data import synthetic
+from vatt.data import text as text_module
+from vatt.data.text import PAD_ID, UNK_ID, WHITESPACE, Vocabulary, WordTokenizer, build_vocabulary, split_words
 
 WORDS = ["<pad>", "<unk>", "a", "red", "square", "moves", "left"]
 RELEASE_LAYOUT = ["<pad>", "<bos>", "<eos>", "<unk>", "non", "breaking", "café"]

@@ -5,8 +5,7 @@ import pytest
 import torch
 
 from vatt.engine import checkpoint as ckpt
-from vatt.engine.checkpoint import (CheckpointError, CheckpointWriteError, checkpoint_path, load_latest,
-                                   save_checkpoint)
+from vatt.engine.checkpoint import CheckpointError, CheckpointWriteError, checkpoint_path, load_latest, save_checkpoint
 
 
 def _files(run_dir):

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from vatt.data.decode import MediaError
-from vatt.data.failures import DataError
+from vatt.errors import DataError
 from vatt.evaluators.classification import ClassificationEvaluator
 from vatt.registry import get
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from vatt.data.failures import DataError
+from vatt.errors import DataError
 from vatt.evaluators import linear_probe
 from vatt.evaluators.linear_probe import LinearProbe, LowRankClassifier, fit_linear_svm, fit_low_rank
 from vatt.registry import get
@@ -132,7 +132,7 @@ def test_build_evaluator_builds_the_nested_training_set_first(monkeypatch, tmp_p
 
 
 def test_build_evaluator_reports_a_missing_training_set():
-    from vatt.registry import ConfigError
+    from vatt.errors import ConfigError
     with pytest.raises(ConfigError, match=r"evaluators.0: linear_probe needs 'train'"):
         builders.build_evaluator({"type": "linear_probe"}, "evaluators.0")
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from vatt.data.failures import DataError
+from vatt.errors import DataError
 from vatt.evaluators.retrieval import ZeroShotRetrieval
 from vatt.registry import get
 

@@ -4,7 +4,6 @@ Four real wheels are installed next to vatt: a good plugin, one whose dependency
 syntax error, and one that claims a name the good plugin also claims.
 """
 import pytest
-
 from plugin_wheels import ROOT, install_wheels, run_python, run_vatt, write_package
 
 GOOD_HEAD = """
@@ -75,7 +74,7 @@ def test_using_broken_or_clashing_names_reports_each_real_error(site):
 
 
 def test_the_registry_chains_the_plugins_exception(site):
-    probe = ("from vatt.registry import RegistryError, get\n"
+    probe = ("from vatt.errors import RegistryError\nfrom vatt.registry import get\n"
              "try:\n    get('heads', 'missing_head')\n"
              "except RegistryError as exc:\n    print(type(exc.__cause__).__name__, exc.__cause__.name)\n")
     result = run_python(site, "-c", probe)

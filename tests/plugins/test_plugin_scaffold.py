@@ -1,9 +1,8 @@
 """``python -m vatt.plugin new NAME``: the skeleton builds as a wheel, installs, and its own tests pass."""
-import tomllib
-
 import pytest
-
+import tomllib
 from plugin_wheels import install_wheels, run_python, run_vatt
+
 from vatt.plugin import main
 
 

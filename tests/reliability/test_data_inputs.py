@@ -14,10 +14,10 @@ import yaml
 from vatt.data import shards
 from vatt.data.__main__ import main as data_main
 from vatt.data.datasets.manifest import read_manifest
-from vatt.data.failures import DataError
 from vatt.data.pack import pack_manifest
-from vatt.testing.replicas import REPLICAS
+from vatt.errors import DataError
 from vatt.run import main
+from vatt.testing.replicas import REPLICAS
 
 ROOT = Path(__file__).resolve().parents[2]
 READ = dict(frames=4, size=16, audio_rate=8000)

@@ -10,10 +10,10 @@ import torch
 from torch.utils.data import Dataset
 
 from vatt.data.decode import MediaError
-from vatt.data.failures import DataError
 from vatt.data.loader import make_loader
 from vatt.data.synthetic import SyntheticClips
 from vatt.engine.distributed import ShardedBatchSampler
+from vatt.errors import DataError
 from vatt.run import main
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ import pytest
 from vatt import config as cfglib
 from vatt.data.synthetic import caption_vocabulary
 from vatt.data.text import Vocabulary
-from vatt.registry import UserError
+from vatt.errors import UserError
 from vatt.search.model import SearchModel, fingerprint, media_settings
 
 

@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from vatt.registry import UserError
+from vatt.errors import UserError
 from vatt.search.store import FileRecord, Index
 
 META = {"model": "/models/a", "fingerprint": "aaaa", "media": {"fps": 10.0}, "stride": None,

@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 from vatt.data.synthetic import COLOURS, attributes_of
 from vatt.tasks import builders
 
+
 class ColourLabels(Dataset):
     """A synthetic dataset whose label is the shape's colour; ``limit`` keeps only its first samples."""
 

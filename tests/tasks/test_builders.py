@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from vatt.registry import ConfigError
+from vatt.errors import ConfigError
 from vatt.tasks.builders import build_model
 
 TEXT = {"tokenizer": {"type": "words", "vocab_size": 8, "embed_dim": 3, "max_words": 4},

@@ -5,8 +5,9 @@ import os
 
 import pytest
 
+from vatt.errors import ConfigError
+from vatt.registry import build
 from vatt.testing.replicas import REPLICAS
-from vatt.registry import ConfigError, build
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +52,8 @@ def test_a_wrong_skip_missing_is_a_config_error(ucf101):
 
 
 def test_a_task_reports_the_missing_video_of_its_data_section(ucf101, tmp_path, capsys):
-    from vatt.run import main
     from tests.tasks.test_recipes_on_replicas import CONFIGS, video_overrides
+    from vatt.run import main
     victim = "ApplyEyeMakeup/v_ApplyEyeMakeup_g03_c01.avi"
     path = os.path.join(ucf101["root"], "UCF-101", victim)
     os.rename(path, path + ".away")

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
+from tests.tasks.test_pretrain import QUICKSTART, TINY
 from vatt.run import main
 from vatt.tasks import finetune, pretrain
-from tests.tasks.test_pretrain import QUICKSTART, TINY
 
 CLIPS = "frames: 8, size: 32, audio_samples: 6400, sample_rate: 8000"
 EVALUATORS = ("evaluators=[{type: zero_shot_retrieval, dataset_name: synthetic, batch_size: 16}, "

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from vatt import config as cfglib
-from vatt.testing.replicas import REPLICAS
 from vatt.run import main
 from vatt.tasks import builders
+from vatt.testing.replicas import REPLICAS
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 VIT = "{type: vit, width: 32, layers: 1, mlp_dim: 64, heads: 2, dropout: 0.0}"

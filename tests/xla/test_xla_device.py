@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from vatt.registry import UserError
+from vatt.errors import UserError
 from vatt.tasks.run_dir import resolve_device
 
 

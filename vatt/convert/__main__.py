@@ -10,7 +10,7 @@ import sys
 
 from vatt.convert.convert import convert
 from vatt.convert.release import Hyper
-from vatt.registry import UserError
+from vatt.errors import UserError
 
 TOWERS = ("video", "audio", "text", "shared")
 

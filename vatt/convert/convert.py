@@ -20,7 +20,8 @@ from vatt import config as cfglib
 from vatt.convert.release import Hyper, Plan, Rule, is_model_variable, plan, strip
 from vatt.convert.tf_checkpoint import TFCheckpoint
 from vatt.engine.weights import WEIGHTS_NAME, save_weights, unique_state
-from vatt.registry import UserError, registry
+from vatt.errors import UserError
+from vatt.registry import registry
 
 CONFIG_NAME = "config.yaml"
 REPORT_NAME = "conversion.json"

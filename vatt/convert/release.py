@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from vatt.errors import UserError
 from vatt.models.transformer import SIZES
-from vatt.registry import UserError
 
 SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 MODEL = "model/layer_with_weights-0/"

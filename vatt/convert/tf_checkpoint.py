@@ -33,7 +33,7 @@ from typing import BinaryIO, Iterator
 import google_crc32c
 import numpy as np
 
-from vatt.registry import UserError
+from vatt.errors import UserError
 
 _TABLE_MAGIC = 0xDB4775248B80FB57
 _FOOTER_SIZE = 48

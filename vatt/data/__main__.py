@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
-from vatt.registry import UserError
+from vatt.errors import UserError
 
 
 def _json_texts(node: Any) -> Iterator[str]:

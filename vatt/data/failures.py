@@ -19,17 +19,13 @@ from typing import Any
 
 import torch
 
-from vatt.registry import UserError
+from vatt.errors import DataError
 
 log = logging.getLogger("vatt.data")
 SLOT_BYTES = 1024  # room for the path each worker is reading
 SHOWN_PATHS = 5  # failed files named in a DataError
 DEFAULT_MAX_FAILURE_RATE = 0.01
 CHECK_HINT = "run `python -m vatt.data check` on the dataset to list every unreadable file"
-
-
-class DataError(UserError):
-    """Too many unreadable samples: the data, not the code, needs fixing."""
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,17 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from vatt.data.decode import MediaError
-from vatt.data.failures import (CHECK_HINT, DEFAULT_MAX_FAILURE_RATE, DataError, Failure, FailureCounter,
-                                ReadingTable, check_failure_rate, note_reading)
+from vatt.data.failures import (
+    CHECK_HINT,
+    DEFAULT_MAX_FAILURE_RATE,
+    Failure,
+    FailureCounter,
+    ReadingTable,
+    check_failure_rate,
+    note_reading,
+)
 from vatt.data.sampler import SampleKey, StepBatchSampler, collate
+from vatt.errors import DataError
 
 log = logging.getLogger("vatt.data")
 

@@ -24,9 +24,11 @@ import numpy as np
 import torch
 
 try:  # numpy >= 2 names its core numpy._core; pickles written with numpy 1 still say numpy.core
-    from numpy._core import multiarray as _multiarray, numeric as _numeric
+    from numpy._core import multiarray as _multiarray
+    from numpy._core import numeric as _numeric
 except ImportError:  # numpy 1
-    from numpy.core import multiarray as _multiarray, numeric as _numeric
+    from numpy.core import multiarray as _multiarray
+    from numpy.core import numeric as _numeric
 
 from vatt.data.text import PAD_ID, Vocabulary
 

@@ -28,8 +28,8 @@ from typing import Any, BinaryIO, Callable
 import torch
 import torch.nn as nn
 
+from vatt.errors import UserError
 from vatt.messages import listed, reason
-from vatt.registry import UserError
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import signal
 import threading
 from types import FrameType
 
-from vatt.registry import UserError
+from vatt.errors import UserError
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

@@ -20,7 +20,7 @@ import socket
 import time
 from pathlib import Path
 
-from vatt.registry import UserError
+from vatt.errors import UserError
 
 LOCK_NAME = "run.lock"
 

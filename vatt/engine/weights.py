@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from vatt.engine.checkpoint import atomic_write
-from vatt.registry import UserError
+from vatt.errors import UserError
 
 WEIGHTS_NAME = "model.safetensors"
 

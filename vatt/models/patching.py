@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from vatt.ops.functional import check_patch_embed
 from vatt.ops.patch_layout import patch_view
 
+
 def patch_embed(x: torch.Tensor, patch_size: int | Sequence[int], weight: torch.Tensor,
                 bias: torch.Tensor | None, pos: torch.Tensor | None, keep: torch.Tensor | None) -> torch.Tensor:
     """Embed the kept patches of ``x``: ``[B, K, D]``, as `vatt.ops.patch_embed` defines it."""

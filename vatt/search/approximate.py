@@ -14,7 +14,7 @@ import math
 import numpy as np
 import torch
 
-from vatt.registry import UserError
+from vatt.errors import UserError
 
 MIN_ROWS = 16384
 TRAIN_PER_LIST = 64  # training vectors per inverted list (faiss warns below 39)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from vatt.data.decode import MediaError
-from vatt.registry import UserError
+from vatt.errors import UserError
 from vatt.search.encoder import Encoder
 
 DEFAULT_TEMPLATES = ("a video of {}", "{}")

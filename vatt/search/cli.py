@@ -6,8 +6,8 @@ import json
 import os
 import sys
 
+from vatt.errors import UserError
 from vatt.messages import reason
-from vatt.registry import UserError
 
 DEFAULT_PORT = 8000
 

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tqdm import tqdm
 
 from vatt.data.decode import MediaError, MediaFile
-from vatt.registry import UserError
+from vatt.errors import UserError
 from vatt.search import approximate
 from vatt.search.model import MediaSettings, SearchModel
 from vatt.search.store import FileRecord, Index

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from vatt import config as cfglib
 from vatt.data.clips import ClipSettings
 from vatt.data.text import Vocabulary, WordTokenizer
-from vatt.registry import UserError
+from vatt.errors import UserError
 
 CONFIG_NAME = "config.yaml"
 VOCABULARY_NAME = "vocabulary.txt"  # the converter writes the release's vocabulary beside the weights

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from vatt.data.decode import MediaError
-from vatt.registry import UserError
+from vatt.errors import UserError
 from vatt.search import approximate, exact
 from vatt.search.encoder import Encoder
 from vatt.search.model import SearchModel

@@ -32,7 +32,7 @@ from starlette.staticfiles import StaticFiles
 
 from vatt.data import transforms
 from vatt.data.decode import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, MediaError, MediaFile
-from vatt.registry import UserError
+from vatt.errors import UserError
 from vatt.search.query import Hit, Searcher
 
 STATIC = Path(__file__).with_name("static")

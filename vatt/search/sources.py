@@ -11,7 +11,7 @@ from pathlib import Path
 from vatt import config as cfglib
 from vatt.data.datasets.base import MEDIA_EXTENSIONS
 from vatt.data.datasets.manifest import read_manifest
-from vatt.registry import UserError
+from vatt.errors import UserError
 
 MANIFEST_SUFFIXES = (".jsonl", ".csv")
 CONFIG_SUFFIXES = (".yaml", ".yml")

@@ -22,7 +22,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from vatt.registry import UserError
+from vatt.errors import UserError
 from vatt.search.vectors import VectorFile
 
 FORMAT = 1

@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from vatt.registry import register
+from vatt.tasks import examples
 from vatt.tasks.base import Task, settings
 from vatt.tasks.classifier import (
     INJECTED,
@@ -83,7 +84,7 @@ def mixup_sigmoid_loss(training: AudioFineTuneSettings, model: ClassifierSetting
     return loss_fn
 
 
-@register("tasks", "audio_finetune")
+@register("tasks", "audio_finetune", example=examples.AUDIO_FINETUNE)
 class AudioFineTune(Task):
     """Fine-tune a pre-trained waveform tower: mixup, balanced multi-label sigmoid loss; mAP/AUC/d′ or top-1."""
 

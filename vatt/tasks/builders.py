@@ -11,8 +11,9 @@ from typing import Any
 import torch
 from torch.utils.data import IterableDataset
 
+from vatt.errors import ConfigError, UserError
 from vatt.messages import shown
-from vatt.registry import ConfigError, UserError, build
+from vatt.registry import build
 
 
 @dataclass

@@ -19,8 +19,8 @@ import torch
 
 from vatt.engine.checkpoint import CheckpointError, load_latest
 from vatt.engine.weights import WEIGHTS_NAME, read_weights
+from vatt.errors import UserError
 from vatt.models.positions import resize_table
-from vatt.registry import UserError
 
 # A factorised position table: one learned vector per bucket of one axis of the patch grid.
 POSITION_TABLE = re.compile(r"(^|\.)positions\.axes\.\d+$")

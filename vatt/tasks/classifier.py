@@ -21,7 +21,7 @@ from vatt.data.sampler import StepBatchSampler
 from vatt.engine import distributed, speed
 from vatt.engine.parallel import data_parallel
 from vatt.engine.trainer import Loop
-from vatt.registry import ConfigError
+from vatt.errors import ConfigError
 from vatt.tasks import builders
 from vatt.tasks.base import settings
 from vatt.tasks.checkpoint_init import INIT_REPORT, load_by_name, read_checkpoint

@@ -15,6 +15,7 @@ from typing import Any
 import torch.nn as nn
 
 from vatt.registry import register
+from vatt.tasks import examples
 from vatt.tasks.base import Task, settings
 from vatt.tasks.classifier import (
     INJECTED,
@@ -34,7 +35,7 @@ class FineTuneSettings:
     classifier_max_grad_norm: float | None = None
 
 
-@register("tasks", "finetune")
+@register("tasks", "finetune", example=examples.FINETUNE)
 class FineTune(Task):
     """Fine-tune a pre-trained video tower with a linear classifier; multi-view top-1/top-5."""
 

@@ -24,7 +24,7 @@ from vatt.evaluators.classification import check_targets
 from vatt.evaluators.linear_probe import CLASSIFIERS, extract_features, num_classes_of, probe_metrics
 from vatt.ranges import at_least
 from vatt.registry import register
-from vatt.tasks import builders
+from vatt.tasks import builders, examples
 from vatt.tasks.base import Task, settings
 from vatt.tasks.classifier import build_tower_model, init_tower
 from vatt.tasks.run_dir import evaluation_setup
@@ -65,7 +65,7 @@ class ProbeSettings:
     feature_batch_size: int = at_least(1, 32)
 
 
-@register("tasks", "linear_eval")
+@register("tasks", "linear_eval", example=examples.LINEAR_EVAL)
 class LinearEval(Task):
     """Frozen-feature linear evaluation (low-rank classifier and SVM), per split and averaged."""
 

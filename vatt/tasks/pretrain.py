@@ -16,7 +16,7 @@ from vatt.engine import distributed, speed
 from vatt.engine.parallel import data_parallel
 from vatt.engine.trainer import Loop
 from vatt.registry import register
-from vatt.tasks import builders
+from vatt.tasks import builders, examples
 from vatt.tasks.base import Task, mapping, settings
 from vatt.tasks.run_dir import fit_and_report, loop_settings, training_run_dir, training_session
 from vatt.tasks.settings import DataSettings, RunSettings, check_run
@@ -26,7 +26,7 @@ NO_DATA = ("data.train: no training data is configured. Either point it at a dat
            "size it for this model)")
 
 
-@register("tasks", "pretrain")
+@register("tasks", "pretrain", example=examples.PRETRAIN)
 class Pretrain(Task):
     """Self-supervised pre-training with NCE (video-audio) and MIL-NCE (video-text)."""
 

@@ -15,8 +15,8 @@ from vatt.engine import distributed, run_lock
 from vatt.engine.checkpoint import CHECKPOINT_DIR, CheckpointError, CheckpointMismatch
 from vatt.engine.logging import RunLogger
 from vatt.engine.trainer import Loop
+from vatt.errors import ConfigError, UserError
 from vatt.messages import listed
-from vatt.registry import ConfigError, UserError
 
 RESOLVED_CONFIG = "config.yaml"
 # run directory → the config keys at which its saved config differed from this run's (see prepare_run_dir),

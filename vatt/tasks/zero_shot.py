@@ -18,7 +18,7 @@ import torch
 
 from vatt.engine.logging import RunLogger
 from vatt.registry import register
-from vatt.tasks import builders
+from vatt.tasks import builders, examples
 from vatt.tasks.base import Task, mapping, settings
 from vatt.tasks.checkpoint_init import INIT_REPORT, load_by_name, read_checkpoint
 from vatt.tasks.run_dir import evaluation_setup
@@ -40,7 +40,7 @@ class ZeroShotDataSettings:
     eval: dict | None = None  # the retrieval pool; the evaluators say how many processes read it
 
 
-@register("tasks", "zero_shot")
+@register("tasks", "zero_shot", example=examples.ZERO_SHOT)
 class ZeroShot(Task):
     """Evaluate a pre-trained model's common spaces without training (retrieval evaluators)."""
 

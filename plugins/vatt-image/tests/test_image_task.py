@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from vatt.registry import ConfigError, get
+from vatt.errors import ConfigError
+from vatt.registry import get
 from vatt.run import main
 from vatt_image import ImageFineTune, ShapeImages, epoch_steps
 

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from vatt.config import merge
-from vatt.registry import ConfigError
+from vatt.errors import ConfigError
 from vatt.tasks import builders
 from vatt.tasks.base import Task, settings
 from vatt.tasks.classifier import (
@@ -69,6 +69,11 @@ class ImageFineTune(Task):
 
     sections = classifier_sections(ImageTrainingSettings)
     injected = INJECTED
+    vatt_example = {  # the registry's example: the smallest valid config (the contract tests validate it)
+        "task": "image_finetune", "optimizer": {"type": "sgd", "lr": 0.08}, "schedule": {"type": "constant"},
+        "model": {"tokenizer": {"type": "video_patches", "patch_size": [2, 8, 8], "frames": 4, "size": 16},
+                  "backbone": {"type": "vit", "width": 16, "layers": 1, "mlp_dim": 32, "heads": 2},
+                  "num_classes": 3}}
 
     def check(self, cfg: dict) -> list[str]:
         problems = check_classifier(cfg) + clip_shape_problems(cfg)
