@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from vatt.errors import DataError
+from vatt.ranges import require
 
 log = logging.getLogger("vatt.data")
 SLOT_BYTES = 1024  # room for the path each worker is reading
@@ -75,9 +76,7 @@ class FailureCounter:
 
 
 def check_failure_rate(max_failure_rate: Any) -> None:
-    if isinstance(max_failure_rate, bool) or not isinstance(max_failure_rate, (int, float)) \
-            or not 0 <= max_failure_rate <= 1:
-        raise ValueError(f"max_failure_rate must be in [0, 1], got {max_failure_rate!r}")
+    require(0, 1, max_failure_rate=max_failure_rate)
 
 
 _READING: dict[str, Any] = {}  # in a DataLoader worker: the shared table of what each worker is reading

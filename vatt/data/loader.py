@@ -45,6 +45,7 @@ from vatt.data.failures import (
 )
 from vatt.data.sampler import SampleKey, StepBatchSampler, collate
 from vatt.errors import DataError
+from vatt.ranges import require
 
 log = logging.getLogger("vatt.data")
 
@@ -238,8 +239,7 @@ class OnePass:
 
     def __init__(self, dataset: Dataset, *, batch_size: int, num_workers: int, collate_fn: Callable,
                  max_failure_rate: float, what: str):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        require(1, whole=True, batch_size=batch_size)
         self.dataset = dataset
         self.batch_size = batch_size
         self.num_workers = num_workers

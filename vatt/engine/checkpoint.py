@@ -30,6 +30,7 @@ import torch.nn as nn
 
 from vatt.errors import UserError
 from vatt.messages import listed, reason
+from vatt.ranges import require
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +101,8 @@ def save_checkpoint(directory: str | os.PathLike, step: int, state: dict, keep: 
 
     Returns the path of the written checkpoint.
     """
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise ValueError(f"step must be a non-negative int, got {step!r}")
-    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
-        raise ValueError(f"keep must be an int >= 1, got {keep!r}")
+    require(0, whole=True, step=step)
+    require(1, whole=True, keep=keep)
     if not isinstance(state, dict):
         raise ValueError(f"state must be a dict, got {type(state).__name__}")
     target = checkpoint_path(directory, step)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from vatt.engine.checkpoint import atomic_write
+from vatt.ranges import require
 
 METRICS_NAME = "metrics.jsonl"
 RESULTS_NAME = "results.json"
@@ -94,11 +95,9 @@ class RunLogger:
     def __init__(self, run_dir: str | os.PathLike, total_steps: int, batch_size: int, tensorboard: bool = True,
                  print_every: int = 50, stream: TextIO | None = None, start_step: int = 0,
                  throughput_window: int = 20, clock: Callable[[], float] = time.monotonic):
-        for name, value, low in (("total_steps", total_steps, 1), ("batch_size", batch_size, 1),
-                                 ("print_every", print_every, 1), ("start_step", start_step, 0),
-                                 ("throughput_window", throughput_window, 2)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        require(1, whole=True, total_steps=total_steps, batch_size=batch_size, print_every=print_every)
+        require(0, whole=True, start_step=start_step)
+        require(2, whole=True, throughput_window=throughput_window)
         if start_step > total_steps:
             raise ValueError(f"start_step ({start_step}) is beyond total_steps ({total_steps})")
         self.run_dir = Path(run_dir)

@@ -11,12 +11,11 @@ the global batch, as vatt's NCE does.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
 from vatt.engine.distributed import all_gather_with_grad, rank, world_size
+from vatt.ranges import require
 
 
 def max_margin_ranking(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None,
@@ -53,9 +52,7 @@ class MaxMarginRankingLoss:
     vatt_example = {"margin": 0.2}
 
     def __init__(self, *, margin: float = 0.2):
-        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not math.isfinite(margin) \
-                or not 0 < margin <= 2:
-            raise ValueError(f"margin must be in (0, 2] (cosine similarities differ by at most 2), got {margin!r}")
+        require(above=0, high=2, margin=margin)  # cosine similarities differ by at most 2
         self.margin = float(margin)
 
     def __call__(self, a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
