@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from vatt.data.clips import ClipReader
 from vatt.data.decode import DecodedMedia, MediaError, MediaInfo
+from vatt.ranges import require
 from vatt.search.model import SearchModel
 
 Item = Union[str, os.PathLike, torch.Tensor, np.ndarray]
@@ -110,8 +111,7 @@ class Encoder:
     def __init__(self, model: str | os.PathLike | SearchModel, device: str | torch.device = "cpu", *,
                  batch_size: int = 16, num_workers: int = 0, fps: float | None = None,
                  sample_rate: int | None = None, vocabulary=None):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        require(1, whole=True, batch_size=batch_size)
         if isinstance(model, SearchModel):
             self.model = model
         else:
