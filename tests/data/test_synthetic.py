@@ -9,17 +9,7 @@ import torch
 
 from vatt.data import synthetic
 from vatt.data.sampler import SampleKey, collate
-from vatt.data.synthetic import (
-    BEEPS_PER_CLIP,
-    COLOURS,
-    DIRECTIONS,
-    NUM_CLASSES,
-    PITCH_FRACTIONS,
-    SHAPES,
-    SyntheticClips,
-    attributes_of,
-    generate_clips,
-)
+from vatt.data.synthetic import BEEPS_PER_CLIP, COLOURS, DIRECTIONS, NUM_CLASSES, PITCH_FRACTIONS, SHAPES, SyntheticClips, attributes_of, generate_clips
 from vatt.data.text import Vocabulary
 from vatt.models.multimodal import pixels_to_model_range
 

@@ -12,14 +12,7 @@ from torch.utils.data import Dataset
 from vatt.data.synthetic import COLOURS, SHAPES, attributes_of
 from vatt.run import main
 from vatt.tasks import builders
-from vatt.tasks.audio_finetune import (
-    AudioFineTune,
-    AudioFineTuneSettings,
-    balanced_sigmoid_loss,
-    label_balance_weights,
-    mixup,
-    mixup_sigmoid_loss,
-)
+from vatt.tasks.audio_finetune import AudioFineTune, AudioFineTuneSettings, balanced_sigmoid_loss, label_balance_weights, mixup, mixup_sigmoid_loss
 from vatt.tasks.settings import ClassifierSettings
 
 ROOT = Path(__file__).resolve().parents[2]

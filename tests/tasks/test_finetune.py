@@ -14,13 +14,7 @@ from vatt.models.positions import resize_table
 from vatt.run import main
 from vatt.tasks import builders
 from vatt.tasks.checkpoint_init import load_by_name, read_checkpoint
-from vatt.tasks.classifier import (
-    ClassifierHead,
-    build_tower_model,
-    classifier_model,
-    clip_before_step,
-    smoothed_cross_entropy,
-)
+from vatt.tasks.classifier import ClassifierHead, build_tower_model, classifier_model, clip_before_step, smoothed_cross_entropy
 from vatt.tasks.settings import ClassifierSettings, TowerSettings
 
 ROOT = Path(__file__).resolve().parents[2]

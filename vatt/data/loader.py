@@ -34,15 +34,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from vatt.data.decode import MediaError
-from vatt.data.failures import (
-    CHECK_HINT,
-    DEFAULT_MAX_FAILURE_RATE,
-    Failure,
-    FailureCounter,
-    ReadingTable,
-    check_failure_rate,
-    note_reading,
-)
+from vatt.data.failures import CHECK_HINT, DEFAULT_MAX_FAILURE_RATE, Failure, FailureCounter, ReadingTable, check_failure_rate, note_reading
 from vatt.data.sampler import SampleKey, StepBatchSampler, collate
 from vatt.errors import DataError
 from vatt.ranges import require

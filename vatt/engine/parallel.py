@@ -18,12 +18,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from torch.distributed.checkpoint.state_dict import (
-    StateDictOptions,
-    get_state_dict,
-    set_model_state_dict,
-    set_optimizer_state_dict,
-)
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_model_state_dict, set_optimizer_state_dict
 
 from vatt.engine.distributed import all_reduce_with_grad, broadcast_from_main, is_distributed, world_size
 from vatt.engine.speed import transformer_blocks

@@ -28,14 +28,7 @@ import numpy as np
 import torch
 
 from vatt.engine.checkpoint import check_fits, load_latest, model_shapes, save_checkpoint
-from vatt.engine.distributed import (
-    all_sum,
-    broadcast_from_main,
-    is_main_process,
-    raise_on_every_process,
-    rank,
-    world_size,
-)
+from vatt.engine.distributed import all_sum, broadcast_from_main, is_main_process, raise_on_every_process, rank, world_size
 from vatt.engine.faults import BadStepCounter, StopRequests, TrainingInterrupted
 from vatt.engine.logging import RunLogger
 from vatt.engine.optim import set_lr

@@ -24,14 +24,7 @@ import torch.nn.functional as F
 from vatt.registry import register
 from vatt.tasks import examples
 from vatt.tasks.base import Task, settings
-from vatt.tasks.classifier import (
-    INJECTED,
-    LossFn,
-    check_classifier,
-    classifier_model,
-    classifier_sections,
-    fine_tune,
-)
+from vatt.tasks.classifier import INJECTED, LossFn, check_classifier, classifier_model, classifier_sections, fine_tune
 from vatt.tasks.settings import ClassifierSettings, check_roots
 
 

@@ -26,14 +26,7 @@ from vatt.tasks import builders
 from vatt.tasks.base import settings
 from vatt.tasks.checkpoint_init import INIT_REPORT, load_by_name, read_checkpoint
 from vatt.tasks.run_dir import fit_and_report, loop_settings, training_run_dir, training_session
-from vatt.tasks.settings import (
-    ClassifierSettings,
-    DataSettings,
-    RunSettings,
-    TowerSettings,
-        check_run,
-    check_tower,
-)
+from vatt.tasks.settings import ClassifierSettings, DataSettings, RunSettings, TowerSettings, check_run, check_tower
 
 LossFn = Callable[[nn.Module, dict], tuple]  # (network, batch) -> (loss, scalars to log)
 # what a classifier task passes to the components its config names (Task.injected)

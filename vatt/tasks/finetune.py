@@ -17,14 +17,7 @@ import torch.nn as nn
 from vatt.registry import register
 from vatt.tasks import examples
 from vatt.tasks.base import Task, settings
-from vatt.tasks.classifier import (
-    INJECTED,
-    check_classifier,
-    classifier_model,
-    classifier_sections,
-    fine_tune,
-    smoothed_cross_entropy,
-)
+from vatt.tasks.classifier import INJECTED, check_classifier, classifier_model, classifier_sections, fine_tune, smoothed_cross_entropy
 from vatt.tasks.settings import ClassifierSettings, check_roots
 
 

@@ -9,14 +9,7 @@ from __future__ import annotations
 
 import re
 
-from vatt.data.datasets.base import (
-    ClipDataset,
-    ClipEntry,
-    report_missing,
-    require_folder,
-    settings_from,
-    with_clip_settings,
-)
+from vatt.data.datasets.base import ClipDataset, ClipEntry, report_missing, require_folder, settings_from, with_clip_settings
 from vatt.registry import register
 
 TAGS = {"train": "1", "test": "2"}

@@ -14,16 +14,7 @@ import json
 from pathlib import Path
 
 from vatt.data.captions import Caption
-from vatt.data.datasets.base import (
-    ClipDataset,
-    ClipEntry,
-    index_media,
-    report_missing,
-    require_folder,
-    settings_from,
-    tokenizer_for,
-    with_clip_settings,
-)
+from vatt.data.datasets.base import ClipDataset, ClipEntry, index_media, report_missing, require_folder, settings_from, tokenizer_for, with_clip_settings
 from vatt.registry import register
 
 

@@ -5,14 +5,7 @@ video in training (one random resized crop, flip, colour jitter) and centre-crop
 
 from __future__ import annotations
 
-from vatt.data.datasets.base import (
-    ClipDataset,
-    ClipEntry,
-    index_media,
-    require_folder,
-    settings_from,
-    with_clip_settings,
-)
+from vatt.data.datasets.base import ClipDataset, ClipEntry, index_media, require_folder, settings_from, with_clip_settings
 from vatt.data.decode import IMAGE_EXTENSIONS
 from vatt.registry import register
 

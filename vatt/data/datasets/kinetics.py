@@ -12,15 +12,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from vatt.data.datasets.base import (
-    ClipDataset,
-    ClipEntry,
-    index_media,
-    report_missing,
-    require_folder,
-    settings_from,
-    with_clip_settings,
-)
+from vatt.data.datasets.base import ClipDataset, ClipEntry, index_media, report_missing, require_folder, settings_from, with_clip_settings
 from vatt.registry import register
 
 SPLIT_FILES = {"train": ("train",), "val": ("validate", "val"), "test": ("test",)}

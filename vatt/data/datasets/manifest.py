@@ -18,14 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from vatt.data.captions import Caption
-from vatt.data.datasets.base import (
-    ClipDataset,
-    ClipEntry,
-    settings_from,
-    sorted_classes,
-    tokenizer_for,
-    with_clip_settings,
-)
+from vatt.data.datasets.base import ClipDataset, ClipEntry, settings_from, sorted_classes, tokenizer_for, with_clip_settings
 from vatt.messages import shown
 from vatt.registry import register
 

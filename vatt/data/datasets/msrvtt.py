@@ -15,16 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from vatt.data.captions import Caption
-from vatt.data.datasets.base import (
-    ClipDataset,
-    ClipEntry,
-    index_media,
-    report_missing,
-    require_folder,
-    settings_from,
-    tokenizer_for,
-    with_clip_settings,
-)
+from vatt.data.datasets.base import ClipDataset, ClipEntry, index_media, report_missing, require_folder, settings_from, tokenizer_for, with_clip_settings
 from vatt.registry import register
 
 TEST_LIST = "MSRVTT_JSFUSION_test.csv"

@@ -21,14 +21,7 @@ from vatt.config import merge
 from vatt.errors import ConfigError
 from vatt.tasks import builders
 from vatt.tasks.base import Task, settings
-from vatt.tasks.classifier import (
-    INJECTED,
-    check_classifier,
-    classifier_model,
-    classifier_sections,
-    fine_tune,
-    smoothed_cross_entropy,
-)
+from vatt.tasks.classifier import INJECTED, check_classifier, classifier_model, classifier_sections, fine_tune, smoothed_cross_entropy
 from vatt.tasks.settings import ClassifierSettings, RunSettings, check_roots
 
 
