@@ -3,14 +3,14 @@
     python benchmarks/pretrain.py CONFIG [key=value ...] [--plain] [--batch N] [--steps N] [--rounds N]
                                   [--device cpu|cuda|xla] [--threads N] [--out FILE]
 
-The step is the trainer's own (`Loop.train_step`: forward under the config's precision, backward, gradient
-clipping if set, optimiser step) on a random batch shaped as the config's tokenizers expect (text with
-``--candidates`` captions per clip). The config's ``run`` switches apply: precision, fused_ops, sdpa, compile,
-activation_checkpointing. ``--plain`` also runs the same model without the project's optimisations (no fused
-vatt ops, explicit softmax(QKᵀ/√d)V attention instead of scaled_dot_product_attention, no torch.compile, no
-activation checkpointing, no fused optimiser; same precision) and reports the ratio. Each variant runs in its
-own process, so compile caches and peak memory do not mix; its time is the best of ``--rounds`` rounds of
-``--steps`` steps after a warm-up round.
+The step is the trainer's own (`Loop.train_step`, on XLA `DeferredStep.step`: forward under the config's
+precision, backward, gradient clipping if set, optimiser step) on a random batch shaped as the config's
+tokenizers expect (text with ``--candidates`` captions per clip). The config's ``run`` switches apply: precision,
+fused_ops, sdpa, compile, activation_checkpointing. ``--plain`` also runs the same model without the project's
+optimisations (no fused vatt ops, explicit softmax(QKᵀ/√d)V attention instead of scaled_dot_product_attention, no
+torch.compile, no activation checkpointing, no fused optimiser; same precision) and reports the ratio. Each
+variant runs in its own process, so compile caches and peak memory do not mix; its time is the best of
+``--rounds`` rounds of ``--steps`` steps after a warm-up round.
 
 TFLOP/s use the spec's count of a step (../shared/bench/anchor_gpu.py ``flops_per_clip``): for each tower's
 transformer, per layer n·2·(weights of its linear maps) + 4·n²·d with n = kept tokens + [AGG], plus the patch
@@ -37,7 +37,7 @@ import torch.nn as nn  # noqa: E402
 from vatt import config as cfglib  # noqa: E402
 from vatt import ops  # noqa: E402
 from vatt.engine import speed  # noqa: E402
-from vatt.engine.trainer import Loop  # noqa: E402
+from vatt.engine.trainer import Loop, LoopSettings  # noqa: E402
 from vatt.models.droptoken import kept_count  # noqa: E402
 from vatt.registry import build, get  # noqa: E402
 from vatt.tasks import builders  # noqa: E402
@@ -121,8 +121,8 @@ def measure(spec: dict) -> dict:
     with tempfile.TemporaryDirectory() as run_dir:
         loop = Loop(model=model, loss_fn=lambda m, b: builders.total_loss(terms, m(b), b), optimizer=optimizer,
                     schedule=lambda step: lr, batches=lambda start: iter(()),
-                    run_dir=run_dir, steps=1, device=device, max_grad_norm=run.max_grad_norm,
-                    precision=switches["precision"], handle_signals=False)
+                    run_dir=run_dir, device=device, handle_signals=False,
+                    settings=LoopSettings(steps=1, max_grad_norm=run.max_grad_norm, precision=switches["precision"]))
         model.train()
         step = 0  # the steps this variant really ran, warm-up included
         rounds = []
@@ -135,7 +135,8 @@ def measure(spec: dict) -> dict:
             _sync(device)
             start = time.perf_counter()
             for i in range(spec["steps"]):  # a lazy device (XLA) reads values back at a round's last step only
-                outcome = loop.train_step(step, batch, read_back=i == spec["steps"] - 1)
+                outcome = loop.train_step(step, batch) if loop.deferred is None \
+                    else loop.deferred.step(step, batch, read_back=i == spec["steps"] - 1)
                 step += 1
             _sync(device)
             rounds.append(time.perf_counter() - start)

@@ -13,7 +13,7 @@ from vatt import config as cfglib
 from vatt.engine import speed
 from vatt.engine.checkpoint import load_latest
 from vatt.engine.faults import NonFiniteLoss, StopRequests, TrainingInterrupted
-from vatt.engine.trainer import Loop, step_seed
+from vatt.engine.trainer import Loop, LoopSettings, step_seed
 from vatt.tasks import builders
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,8 +53,8 @@ def make_loop(run_dir, bad_steps=(), on_step=None, **options):
             yield {"x": data[rows], "y": target[rows]}
 
     loop = Loop(model=model, loss_fn=loss_fn, optimizer=torch.optim.SGD(model.parameters(), lr=0.05),
-                schedule=lambda step: 0.05, batches=batches, run_dir=str(run_dir), steps=STEPS,
-                checkpoint_every=2, **options)
+                schedule=lambda step: 0.05, batches=batches, run_dir=str(run_dir),
+                settings=LoopSettings(steps=STEPS, checkpoint_every=2, **options))
     loop.logger = Recorder()
     return loop
 

@@ -6,8 +6,9 @@ import torch
 import torch.nn as nn
 
 from vatt.engine.checkpoint import load_latest
+from vatt.engine.deferred import DeferredStep
 from vatt.engine.faults import NonFiniteLoss
-from vatt.engine.trainer import Loop
+from vatt.engine.trainer import Loop, LoopSettings
 
 STEPS = 7
 
@@ -22,7 +23,7 @@ class Recorder:
         self.steps[step] = dict(scalars)
 
 
-def make_loop(run_dir, defer, bad_steps=(), **options):
+def make_loop(run_dir, defer, bad_steps=(), log_every=None, **settings):
     """A linear regression trained with Adam; its loss is NaN on the 1-based steps in ``bad_steps``."""
     torch.manual_seed(0)
     model = nn.Linear(4, 1)
@@ -40,19 +41,23 @@ def make_loop(run_dir, defer, bad_steps=(), **options):
             rows = torch.arange(8) + 8 * (step % 8)
             yield {"x": data[rows], "y": target[rows], "step": step + 1}
 
-    options.setdefault("checkpoint_every", 4)
+    settings.setdefault("checkpoint_every", 4)
     loop = Loop(model=model, loss_fn=loss_fn, optimizer=torch.optim.Adam(model.parameters(), lr=0.05),
-                schedule=lambda step: 0.05, batches=batches, run_dir=str(run_dir), steps=STEPS,
-                defer_read_back=defer, **options)
+                schedule=lambda step: 0.05, batches=batches, run_dir=str(run_dir),
+                settings=LoopSettings(steps=STEPS, **settings), defer_read_back=defer, log_every=log_every)
     loop.logger = Recorder()
     return loop
 
 
 def test_xla_defers_read_backs_by_default_and_other_devices_do_not(tmp_path):
-    assert make_loop(tmp_path, None).defer_read_back is False  # on the CPU
+    assert make_loop(tmp_path, None).deferred is None  # on the CPU
+    assert isinstance(make_loop(tmp_path, True).deferred, DeferredStep)  # asked for
     loop = Loop(model=nn.Linear(1, 1), loss_fn=None, optimizer=None, schedule=None, batches=None,
-                run_dir=str(tmp_path), steps=1, device=torch.device("xla"))
-    assert loop.defer_read_back is True
+                run_dir=str(tmp_path), settings=LoopSettings(steps=1), device=torch.device("xla"))
+    assert isinstance(loop.deferred, DeferredStep)
+    assert Loop(model=nn.Linear(1, 1), loss_fn=None, optimizer=None, schedule=None, batches=None,
+                run_dir=str(tmp_path), settings=LoopSettings(steps=1), device=torch.device("xla"),
+                defer_read_back=False).deferred is None  # read back every step, even on XLA
 
 
 def test_values_are_read_back_only_at_log_checkpoint_and_final_steps(tmp_path):

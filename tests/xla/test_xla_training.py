@@ -17,7 +17,7 @@ from vatt import config as cfglib  # noqa: E402
 from vatt.engine import speed  # noqa: E402
 from vatt.engine.checkpoint import load_latest  # noqa: E402
 from vatt.engine.parallel import data_parallel  # noqa: E402
-from vatt.engine.trainer import Loop  # noqa: E402
+from vatt.engine.trainer import Loop, LoopSettings  # noqa: E402
 from vatt.models import multimodal  # noqa: E402
 from vatt.registry import build  # noqa: E402
 from vatt.tasks import builders  # noqa: E402
@@ -63,8 +63,8 @@ def _train_one_step(device: torch.device, run_dir: Path, batch: dict) -> tuple[f
     speed.set_fused_ops([*model.modules(), *(term.fn for term in terms)], True)  # run.fused_ops, the default
     optimizer = build("optimizers", cfg["optimizer"], "optimizer", params=model.parameters())
     loop = Loop(model=model, loss_fn=lambda m, b: builders.total_loss(terms, m(b), b), optimizer=optimizer,
-                schedule=lambda step: LR, batches=lambda start: iter([batch]), run_dir=str(run_dir), steps=1,
-                device=device)
+                schedule=lambda step: LR, batches=lambda start: iter([batch]), run_dir=str(run_dir),
+                settings=LoopSettings(steps=1), device=device)
     loop.logger = Recorder()
     loop.fit()
     grads = {name: p.grad.cpu() for name, p in model.named_parameters() if p.grad is not None}

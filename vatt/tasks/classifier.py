@@ -70,7 +70,7 @@ def fine_tune(cfg: dict, config_path: Path | None, *, build_model: Callable[[dic
                                    max_failed_share=data.max_failed_share)
         loop = Loop(model=trained, loss_fn=loss_fn, optimizer=optimizer, schedule=schedule, batches=batches,
                     run_dir=str(run_dir), device=device, evaluate=evaluate if evaluators else None,
-                    **loop_settings(run))
+                    settings=loop_settings(run))
         return fit_and_report(loop, run)
 
 

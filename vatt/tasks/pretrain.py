@@ -89,5 +89,5 @@ class Pretrain(Task):
 
             loop = Loop(model=trained, loss_fn=loss_fn, optimizer=optimizer, schedule=schedule, batches=batches,
                         run_dir=str(run_dir), device=device, evaluate=evaluate if evaluators else None,
-                        **loop_settings(run))
+                        settings=loop_settings(run))
             return fit_and_report(loop, run)

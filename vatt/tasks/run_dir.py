@@ -14,7 +14,7 @@ from vatt import config as cfglib
 from vatt.engine import distributed, run_lock
 from vatt.engine.checkpoint import CHECKPOINT_DIR, CheckpointError, CheckpointMismatch
 from vatt.engine.logging import RunLogger
-from vatt.engine.trainer import Loop
+from vatt.engine.trainer import Loop, LoopSettings
 from vatt.errors import ConfigError, UserError
 from vatt.messages import listed
 
@@ -152,11 +152,11 @@ def training_session(run) -> Iterator[torch.device]:
         yield device
 
 
-def loop_settings(run) -> dict:
-    """The Loop's keyword arguments that a run section (`RunSettings`) sets."""
-    return dict(steps=run.steps, seed=run.seed, checkpoint_every=run.checkpoint_every,
-                keep_checkpoints=run.keep_checkpoints, max_grad_norm=run.max_grad_norm, eval_every=run.eval_every,
-                precision=run.precision, max_bad_steps=run.max_bad_steps)
+def loop_settings(run) -> LoopSettings:
+    """The Loop's settings that a run section (`RunSettings`) sets."""
+    return LoopSettings(steps=run.steps, seed=run.seed, checkpoint_every=run.checkpoint_every,
+                        keep_checkpoints=run.keep_checkpoints, max_grad_norm=run.max_grad_norm,
+                        eval_every=run.eval_every, precision=run.precision, max_bad_steps=run.max_bad_steps)
 
 
 def fit_and_report(loop: Loop, run) -> dict:
