@@ -17,6 +17,7 @@ import torch
 
 from vatt.engine.distributed import world_size
 from vatt.engine.trainer import StepOutcome, sync
+from vatt.ranges import require
 
 if TYPE_CHECKING:
     from vatt.engine.trainer import Loop
@@ -30,9 +31,7 @@ class DeferredStep:
 
     def __init__(self, loop: Loop, log_every: int | None = None):
         # steps between read-backs of the logged scalars (None: the logger's print_every, else 1)
-        if log_every is not None and (isinstance(log_every, bool) or not isinstance(log_every, int)
-                                      or log_every < 1):
-            raise ValueError(f"log_every must be an int >= 1, got {log_every!r}")
+        require(1, whole=True, log_every=log_every)
         self.loop = loop
         self.log_every = log_every
         self._counters: torch.Tensor | None = None  # [skipped in total, skipped in a row], on the device

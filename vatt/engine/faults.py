@@ -15,6 +15,7 @@ import threading
 from types import FrameType
 
 from vatt.errors import UserError
+from vatt.ranges import require
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -69,8 +70,7 @@ class BadStepCounter:
     """Counts steps skipped for a non-finite loss; raises NonFiniteLoss after ``limit`` in a row."""
 
     def __init__(self, limit: int, total: int = 0, in_a_row: int = 0):
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"max_bad_steps must be an int >= 1, got {limit!r}")
+        require(1, whole=True, max_bad_steps=limit)
         self.limit = limit
         self.total = total
         self.in_a_row = in_a_row
