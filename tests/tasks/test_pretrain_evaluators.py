@@ -6,7 +6,7 @@ import pytest
 
 from tests.tasks.test_pretrain import QUICKSTART, TINY
 from vatt.run import main
-from vatt.tasks import finetune, pretrain
+from vatt.tasks import classifier, pretrain
 
 CLIPS = "frames: 8, size: 32, audio_samples: 6400, sample_rate: 8000"
 EVALUATORS = ("evaluators=[{type: zero_shot_retrieval, dataset_name: synthetic, batch_size: 16}, "
@@ -37,7 +37,7 @@ def test_a_linear_probe_without_its_training_set_is_a_config_error(tmp_path, cap
     assert code != 0 and "evaluators.0" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("task_module", [pretrain, finetune])
+@pytest.mark.parametrize("task_module", [pretrain, classifier])  # classifier: the fine-tuning recipe
 def test_max_failed_share_reaches_the_loader(task_module, monkeypatch, tmp_path):
     """data.max_failed_share is what make_loader gets as its share of failed samples that stops the run."""
     seen = {}
