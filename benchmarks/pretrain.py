@@ -1,16 +1,18 @@
 """Throughput of a pre-training step of any config: clips/s, achieved TFLOP/s and peak memory; prints JSON.
 
-    python benchmarks/pretrain.py CONFIG [key=value ...] [--plain] [--batch N] [--steps N] [--rounds N]
-                                  [--device cpu|cuda|xla] [--threads N] [--out FILE]
+    python benchmarks/pretrain.py CONFIG [key=value ...] [--plain] [--variants A,B] [--batch N] [--steps N]
+                                  [--rounds N] [--device cpu|cuda|xla] [--threads N] [--profile] [--out FILE]
 
 The step is the trainer's own (`Loop.train_step`, on XLA `DeferredStep.step`: forward under the config's
 precision, backward, gradient clipping if set, optimiser step) on a random batch shaped as the config's
 tokenizers expect (text with ``--candidates`` captions per clip). The config's ``run`` switches apply: precision,
 fused_ops, sdpa, compile, activation_checkpointing. ``--plain`` also runs the same model without the project's
 optimisations (no fused vatt ops, explicit softmax(QKᵀ/√d)V attention instead of scaled_dot_product_attention, no
-torch.compile, no activation checkpointing, no fused optimiser; same precision) and reports the ratio. Each
-variant runs in its own process, so compile caches and peak memory do not mix; its time is the best of
-``--rounds`` rounds of ``--steps`` steps after a warm-up round.
+torch.compile, no activation checkpointing, no fused optimiser; same precision) and reports the ratio.
+``--variants compiled,uncompiled,plain`` measures the config's switches with ``run.compile`` on and off beside the
+plain model in one report (the plain model is never compiled, so it is measured once). Each variant runs in its own
+process, so compile caches and peak memory do not mix; its time is the best of ``--rounds`` rounds of ``--steps``
+steps after a warm-up round. ``--profile`` adds each variant's top operators over a few more steps.
 
 TFLOP/s use the spec's count of a step (../shared/bench/anchor_gpu.py ``flops_per_clip``): for each tower's
 transformer, per layer n·2·(weights of its linear maps) + 4·n²·d with n = kept tokens + [AGG], plus the patch
@@ -42,9 +44,11 @@ from vatt.models.droptoken import kept_count  # noqa: E402
 from vatt.registry import build, get  # noqa: E402
 from vatt.tasks import builders  # noqa: E402
 from vatt.tasks.base import settings  # noqa: E402
-from vatt.tasks.pretrain import RunSettings  # noqa: E402
+from vatt.tasks.settings import RunSettings  # noqa: E402
 
 PLAIN = {"fused_ops": False, "sdpa": False, "compile": False, "activation_checkpointing": False}
+# What each variant changes in the config's run switches; "plain" also turns off a fused optimiser.
+VARIANTS = {"optimised": {}, "compiled": {"compile": True}, "uncompiled": {"compile": False}, "plain": PLAIN}
 
 
 def spec_flops_per_clip(model: nn.Module) -> float:
@@ -101,8 +105,8 @@ def measure(spec: dict) -> dict:
     run = settings(RunSettings, cfg, "run")
     switches = {"precision": run.precision, "fused_ops": run.fused_ops, "sdpa": getattr(run, "sdpa", True),
                 "compile": run.compile, "activation_checkpointing": run.activation_checkpointing}
+    switches.update(VARIANTS[spec["variant"]])
     if spec["variant"] == "plain":
-        switches.update(PLAIN)
         if "fused" in inspect.signature(get("optimizers", cfg["optimizer"]["type"]).obj).parameters:
             cfg["optimizer"]["fused"] = False  # torch's default (foreach) kernels instead
     device = torch.device(spec["device"])
@@ -140,6 +144,8 @@ def measure(spec: dict) -> dict:
                 step += 1
             _sync(device)
             rounds.append(time.perf_counter() - start)
+        profile = _profile(lambda: loop.train_step(step, batch), device) if spec.get("profile") and loop.deferred is None \
+            else None
     best = min(rounds[1:]) / spec["steps"]
     flops = spec_flops_per_clip(model) * spec["batch"]
     # What served the fused parts: the vatt ops' kernels on this device type (None with fused_ops off).
@@ -153,7 +159,21 @@ def measure(spec: dict) -> dict:
         else round(_peak_rss_gib(), 3),
         "peak_memory_kind": "cuda max_memory_allocated" if device.type == "cuda" else "process peak RSS",
         "last_loss": outcome.scalars.get("loss"),
+        **({"profile": profile} if profile else {}),
     }
+
+
+def _profile(train_step, device: torch.device, steps: int = 3, rows: int = 30) -> str:
+    """The operators that took the most time over a few more steps, as torch.profiler tabulates them."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as profiler:
+        for _ in range(steps):
+            train_step()
+        _sync(device)
+    sort_by = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+    return profiler.key_averages().table(sort_by=sort_by, row_limit=rows, max_name_column_width=60)
 
 
 def matmul_peak_tflops(device: torch.device, n: int = 8192) -> float:
@@ -177,11 +197,22 @@ def _child(spec: dict) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _variant_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in VARIANTS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown variant(s) {unknown or text!r}; choose from {', '.join(VARIANTS)}")
+    return list(dict.fromkeys(names))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", nargs="?", help="YAML config (a pre-training config)")
     parser.add_argument("overrides", nargs="*", help="key.sub=value overrides, as for python -m vatt.run")
     parser.add_argument("--plain", action="store_true", help="also run without the project's optimisations")
+    parser.add_argument("--variants", type=_variant_list, default=["optimised"],
+                        help="comma-separated, each in a process of its own: optimised (the config's switches), "
+                             "compiled / uncompiled (those with run.compile on / off), plain (default: optimised)")
     parser.add_argument("--batch", type=int, help="clips per step (default: the config's run.batch_size)")
     parser.add_argument("--steps", type=int, default=5, help="steps per timed round")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds after the warm-up round")
@@ -189,6 +220,8 @@ def main() -> None:
     parser.add_argument("--device", help="cpu, cuda or xla (default: the config's run.device, auto → cuda if any)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads")
     parser.add_argument("--out", help="also write the JSON report to this file")
+    parser.add_argument("--profile", action="store_true",
+                        help="after timing, profile a few more steps of each variant (its top operators, as text)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -206,21 +239,24 @@ def main() -> None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     spec = {"config": str(Path(args.config).resolve()), "overrides": args.overrides, "device": device,
             "batch": args.batch or run.batch_size, "steps": args.steps, "rounds": args.rounds,
-            "candidates": args.candidates, "threads": args.threads}
+            "candidates": args.candidates, "threads": args.threads, "profile": args.profile}
     report = {"config": args.config, "overrides": args.overrides, "device": device, "batch": spec["batch"],
               "torch": torch.__version__}
     if device.startswith("cuda"):
         report["gpu"] = torch.cuda.get_device_name(torch.device(device))
         report["matmul_bf16_peak_tflops"] = round(_child({**spec, "variant": "matmul_peak"})["tflops"], 1)
-    variants = ["optimised", "plain"] if args.plain else ["optimised"]
+    variants = args.variants + (["plain"] if args.plain and "plain" not in args.variants else [])
     report["variants"] = {name: _child({**spec, "variant": name}) for name in variants}
     for result in report["variants"].values():
         if "matmul_bf16_peak_tflops" in report:
             result["share_of_matmul_peak"] = round(result["tflops"] / report["matmul_bf16_peak_tflops"], 3)
-    if args.plain:
-        optimised, plain = report["variants"]["optimised"], report["variants"]["plain"]
-        report["speedup_vs_plain"] = round(optimised["clips_per_s"] / plain["clips_per_s"], 3)
-        report["peak_memory_vs_plain"] = round(optimised["peak_memory_GiB"] / plain["peak_memory_GiB"], 3)
+    if "plain" in variants:
+        plain = report["variants"]["plain"]
+        for name in (v for v in variants if v != "plain"):
+            key = "" if name == "optimised" else f"_{name}"
+            report[f"speedup{key}_vs_plain"] = round(report["variants"][name]["clips_per_s"] / plain["clips_per_s"], 3)
+            report[f"peak_memory{key}_vs_plain"] = round(
+                report["variants"][name]["peak_memory_GiB"] / plain["peak_memory_GiB"], 3)
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:

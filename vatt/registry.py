@@ -151,6 +151,13 @@ class Registry:
     def failures(self) -> list[PluginFailure]:
         return list(self._failures.values())
 
+    def state(self) -> tuple[dict[str, Entry], dict[str, PluginFailure]]:
+        """What this registry has loaded and failed to load, to `restore` later (`vatt.testing.plugins`)."""
+        return dict(self._entries), dict(self._failures)
+
+    def restore(self, state: tuple[dict[str, Entry], dict[str, PluginFailure]]) -> None:
+        self._entries, self._failures = dict(state[0]), dict(state[1])
+
     def _builtin_clash(self, name: str, candidates: list[metadata.EntryPoint]) -> str | None:
         """Which plugins declare ``name`` although vatt (or another package's ``@register``) already has it: such a
         plugin is never loaded, and a config that names it would silently get the other component."""

@@ -1,7 +1,8 @@
 """Helpers for the plugin tests: write a tiny package, build it as a real wheel, install it where pip would.
 
-Wheels go into a private ``site`` folder (``pip install --target``) that only the subprocesses launched with
-`run_vatt` see on their path, so the test session's own environment never changes.
+Wheels go into a private ``site`` folder (``pip install --target``) that only `run_python`'s interpreters and
+`vatt.testing.plugins` (for the length of a call) put on the path, so the test session's own environment never
+changes.
 """
 from __future__ import annotations
 
@@ -43,7 +44,3 @@ def run_python(site: Path, *args: str) -> subprocess.CompletedProcess:
     """``python args`` with the wheels in ``site`` importable, run from the repository root."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-
-
-def run_vatt(site: Path, *args: str) -> subprocess.CompletedProcess:
-    return run_python(site, "-m", "vatt.run", *args)

@@ -1,10 +1,18 @@
-"""Installed plugins that are broken or that clash break only their own names, end to end through the CLI.
+"""Installed plugins that are broken or that clash break only their own names, end to end through the CLI (run in
+this process, with the plugins on the path for each call alone).
 
 Four real wheels are installed next to vatt: a good plugin, one whose dependency is missing, one with a
 syntax error, and one that claims a name the good plugin also claims.
 """
+import sys
+
 import pytest
-from plugin_wheels import ROOT, install_wheels, run_python, run_vatt, write_package
+from plugin_wheels import ROOT, install_wheels, write_package
+
+from vatt import registry as reg
+from vatt.errors import RegistryError
+from vatt.registry import get
+from vatt.testing.plugins import plugin_site, run_vatt
 
 GOOD_HEAD = """
     import torch.nn as nn
@@ -74,8 +82,19 @@ def test_using_broken_or_clashing_names_reports_each_real_error(site):
 
 
 def test_the_registry_chains_the_plugins_exception(site):
-    probe = ("from vatt.errors import RegistryError\nfrom vatt.registry import get\n"
-             "try:\n    get('heads', 'missing_head')\n"
-             "except RegistryError as exc:\n    print(type(exc.__cause__).__name__, exc.__cause__.name)\n")
-    result = run_python(site, "-c", probe)
-    assert result.stdout.split() == ["ModuleNotFoundError", "nonexistent_dependency_xyz"], result.stderr
+    with plugin_site(site), pytest.raises(RegistryError) as raised:
+        get("heads", "missing_head")
+    cause = raised.value.__cause__
+    assert isinstance(cause, ModuleNotFoundError) and cause.name == "nonexistent_dependency_xyz"
+
+
+def test_a_plugin_site_is_forgotten_after_its_block(site):
+    """What plugin_site brought (the plugin's modules, its registry entries and failures) is gone afterwards."""
+    with plugin_site(site):
+        assert get("heads", "good_head").provider == "vatt-good"
+        assert run_vatt(site, "--list", "heads").returncode == 0
+    assert not [name for name in sys.modules if name.endswith("_mod") and name.split("_")[0] in
+                ("good", "other", "missing", "syntax")]
+    with pytest.raises(RegistryError, match="unknown head 'good_head'"):
+        get("heads", "good_head")
+    assert not [f for f in reg.registry("heads").failures() if f.provider.startswith("vatt-")]

@@ -1,9 +1,6 @@
 """Plugins that misbehave break only their own names: one that calls sys.exit() on import, one that claims a
 name vatt already has; messages name a kind by its singular; a built-in module that fails to import fails the
 same way on every lookup."""
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -11,6 +8,7 @@ import pytest
 
 from vatt import registry as reg
 from vatt.run import main
+from vatt.testing.plugins import run_vatt
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "configs" / "quickstart.yaml"
@@ -35,12 +33,6 @@ def site(tmp_path_factory) -> Path:
             '''A plugin's own nce, which vatt's built-in one hides.'''
         """, "[vatt.losses]\nnce = shadow_mod:nce\n")
     return site
-
-
-def run_vatt(site: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
-    return subprocess.run([sys.executable, "-m", "vatt.run", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
 
 
 def test_list_prints_everything_beside_a_plugin_that_exits_and_warns_of_a_shadowed_name(site):
