@@ -1,16 +1,21 @@
 """Helpers for the plugin tests: write a tiny package, build it as a real wheel, install it where pip would.
 
-Wheels go into a private ``site`` folder (``pip install --target``) that only `run_python`'s interpreters and
-`vatt.testing.plugins` (for the length of a call) put on the path, so the test session's own environment never
-changes.
+Wheels go into a private ``site`` folder (``pip install --target``). `run_vatt` runs the command line in this
+process with that folder on the path for the call alone (`vatt.testing.plugins.plugin_site`), and `run_python`
+starts an interpreter that sees it, so the test session's own environment never changes.
 """
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
 import textwrap
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+
+from vatt.run import main
+from vatt.testing.plugins import plugin_site
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,3 +49,11 @@ def run_python(site: Path, *args: str) -> subprocess.CompletedProcess:
     """``python args`` with the wheels in ``site`` importable, run from the repository root."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def run_vatt(site: Path, *args: str) -> subprocess.CompletedProcess:
+    """``python -m vatt.run args`` with the wheels in ``site`` installed, run in this process."""
+    out, err = io.StringIO(), io.StringIO()
+    with plugin_site(site), redirect_stdout(out), redirect_stderr(err):
+        code = main(list(args))
+    return subprocess.CompletedProcess(["vatt.run", *args], code, out.getvalue(), err.getvalue())

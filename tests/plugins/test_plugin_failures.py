@@ -7,12 +7,12 @@ syntax error, and one that claims a name the good plugin also claims.
 import sys
 
 import pytest
-from plugin_wheels import ROOT, install_wheels, write_package
+from plugin_wheels import ROOT, install_wheels, run_vatt, write_package
 
 from vatt import registry as reg
 from vatt.errors import RegistryError
 from vatt.registry import get
-from vatt.testing.plugins import plugin_site, run_vatt
+from vatt.testing.plugins import plugin_site
 
 GOOD_HEAD = """
     import torch.nn as nn

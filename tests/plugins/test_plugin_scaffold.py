@@ -1,10 +1,9 @@
 """``python -m vatt.plugin new NAME``: the skeleton builds as a wheel, installs, and its own tests pass."""
 import pytest
 import tomllib
-from plugin_wheels import install_wheels, run_python
+from plugin_wheels import install_wheels, run_python, run_vatt
 
 from vatt.plugin import main
-from vatt.testing.plugins import run_vatt
 
 
 def test_new_plugin_installs_and_its_tests_pass(tmp_path, capsys):

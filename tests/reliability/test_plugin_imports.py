@@ -8,7 +8,7 @@ import pytest
 
 from vatt import registry as reg
 from vatt.run import main
-from vatt.testing.plugins import run_vatt
+from vatt.testing.plugins import plugin_site
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "configs" / "quickstart.yaml"
@@ -35,10 +35,12 @@ def site(tmp_path_factory) -> Path:
     return site
 
 
-def test_list_prints_everything_beside_a_plugin_that_exits_and_warns_of_a_shadowed_name(site):
-    result = run_vatt(site, "--list")
-    assert result.returncode == 0, result.stderr[-2000:]
-    lines = result.stdout.splitlines()
+def test_list_prints_everything_beside_a_plugin_that_exits_and_warns_of_a_shadowed_name(site, capsys):
+    with plugin_site(site):
+        code = main(["--list"])
+    out, err = capsys.readouterr()
+    assert code == 0, err[-2000:]
+    lines = out.splitlines()
     assert "heads:" in lines and "losses:" in lines and any(line.split()[:1] == ["fac_video"] for line in lines)
     assert "plugin vatt-exiting failed to load heads 'exiting_head': SystemExit: 3" in lines
     (warning,) = [line for line in lines if line.startswith("warning:")]
@@ -46,10 +48,12 @@ def test_list_prints_everything_beside_a_plugin_that_exits_and_warns_of_a_shadow
     assert "plugin vatt-shadow (shadow_mod:nce)" in warning
 
 
-def test_a_config_using_either_name_is_an_error_naming_the_packages(site):
-    result = run_vatt(site, str(QUICKSTART), "model.modalities.audio.head={type: exiting_head}", "--summary")
-    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
-    problems = [line for line in result.stderr.splitlines() if line.startswith("  - ")]
+def test_a_config_using_either_name_is_an_error_naming_the_packages(site, capsys):
+    with plugin_site(site):
+        code = main([str(QUICKSTART), "model.modalities.audio.head={type: exiting_head}", "--summary"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err[-2000:]
+    problems = [line for line in err.splitlines() if line.startswith("  - ")]
     assert any("head 'exiting_head' (at model.modalities.audio.head.type) comes from plugin vatt-exiting, which "
                "failed to import: SystemExit: 3" in p for p in problems), problems
     shadowed = [p for p in problems if "'nce'" in p]  # losses.0 of the quickstart is nce

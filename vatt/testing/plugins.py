@@ -1,15 +1,12 @@
 """Installed plugins, in the test's own process: `plugin_site` puts a folder of installed distributions (what
 ``pip install --target`` writes) on the import path for the length of a ``with`` block, and afterwards forgets
 everything it brought: its modules, and what the registries loaded or failed to load from it. So a plugin test
-call the command line directly (`run_vatt`) instead of paying a fresh interpreter per case, and leave the session
-as it was.
+call `vatt.run.main` directly instead of paying a fresh interpreter per case, and leave the session as it was.
 """
 from __future__ import annotations
 
 import contextlib
 import importlib
-import io
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,12 +32,3 @@ def plugin_site(site: Path | str) -> Iterator[Path]:
             registry.REGISTRIES[kind].restore(state)
         importlib.invalidate_caches()
 
-
-def run_vatt(site: Path | str, *args: str) -> subprocess.CompletedProcess:
-    """``python -m vatt.run args`` with the distributions in ``site`` installed, run in this process: its exit code
-    and what it printed, as `subprocess.run` would give them."""
-    from vatt.run import main  # the command line sits above everything this package imports
-    out, err = io.StringIO(), io.StringIO()
-    with plugin_site(site), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return subprocess.CompletedProcess(["vatt.run", *args], code, out.getvalue(), err.getvalue())
