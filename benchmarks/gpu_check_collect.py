@@ -119,7 +119,8 @@ def summary(report: dict) -> str:
         peak = pre.get("matmul_bf16_peak_tflops")
         for name, v in pre["variants"].items():
             lines.append(f"{key:<9} {name:<10} {v['clips_per_s']:>9} clips/s {v['tflops']:>8} TFLOP/s "
-                         f"share {v.get('share_of_matmul_peak', '-')!s:>6} of {peak} peak, {v['peak_memory_GiB']} GiB")
+                         + (f"share {v['share_of_matmul_peak']} of the {peak} TFLOP/s peak, " if peak else "")
+                         + f"{v['peak_memory_GiB']} GiB")
     for line in report["anchor"]:
         if line.get("what") == "naive_lbs_step":
             lines.append(f"anchor    batch {line['batch']} compile={line['compile']} patch={line['patch']}: "

@@ -246,10 +246,13 @@ def main() -> None:
         report["gpu"] = torch.cuda.get_device_name(torch.device(device))
         report["matmul_bf16_peak_tflops"] = round(_child({**spec, "variant": "matmul_peak"})["tflops"], 1)
     variants = args.variants + (["plain"] if args.plain and "plain" not in args.variants else [])
-    report["variants"] = {name: _child({**spec, "variant": name}) for name in variants}
-    for result in report["variants"].values():
+    report["variants"] = {}
+    for name in variants:
+        result = report["variants"][name] = _child({**spec, "variant": name})
         if "matmul_bf16_peak_tflops" in report:
             result["share_of_matmul_peak"] = round(result["tflops"] / report["matmul_bf16_peak_tflops"], 3)
+        if args.out:  # after each variant, so a run stopped at a time limit keeps what it measured
+            Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     if "plain" in variants:
         plain = report["variants"]["plain"]
         for name in (v for v in variants if v != "plain"):
