@@ -20,6 +20,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from vatt import installed
 from vatt.errors import ConfigError, RegistryError
 from vatt.messages import cut, reason, shown
 
@@ -75,7 +76,7 @@ class Registry:
     # entry points -----------------------------------------------------------------------------------
     def _entry_points(self) -> dict[str, list[metadata.EntryPoint]]:
         found: dict[str, list[metadata.EntryPoint]] = {}
-        for ep in metadata.entry_points(group=self.group):
+        for ep in installed.entry_points(self.group):
             found.setdefault(ep.name, [])
             if all(_dist_name(other) != _dist_name(ep) for other in found[ep.name]):
                 found[ep.name].append(ep)
@@ -238,12 +239,7 @@ def register(kind: str, name: str, *, example: dict | None = None):
 
 
 def _provider_of(obj) -> tuple[str, str]:
-    top = getattr(obj, "__module__", "").split(".")[0]
-    dists = metadata.packages_distributions().get(top) or [top]
-    try:
-        return dists[0], metadata.version(dists[0])
-    except metadata.PackageNotFoundError:
-        return dists[0], ""
+    return installed.distribution_of(getattr(obj, "__module__", "").split(".")[0])
 
 
 def get(kind: str, name: str, where: str | None = None) -> Entry:
