@@ -121,13 +121,32 @@ def test_sigterm_finishes_the_step_saves_and_stops_then_the_run_resumes_exactly(
     assert all(torch.equal(a, b) for a, b in zip(weights(resumed).values(), weights(whole).values()))
 
 
-def test_a_second_ctrl_c_interrupts_at_once():
+@pytest.fixture
+def sigint_handler():
+    """SIGINT handled as Python does by default for the test (a test run started in the background ignores it),
+    and whatever the process had put back afterwards."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_a_second_ctrl_c_interrupts_at_once(sigint_handler):
     with StopRequests() as requests:
         os.kill(os.getpid(), signal.SIGINT)
         assert requests.requested == "SIGINT"
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_signal_ignored_before_the_run_stays_ignored(sigint_handler):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as in a background job or under nohup
+    with StopRequests() as requests:
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        os.kill(os.getpid(), signal.SIGINT)
+        assert requests.requested is None
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # SIGTERM is still caught
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
 def test_step_seeds_differ_per_process_and_repeat():

@@ -27,10 +27,15 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
             str(QUICKSTART)]
 
 
+def _handle_ctrl_c() -> None:
+    # a test run started in the background ignores SIGINT, and its children would inherit that and ignore it too
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(command: list[str]) -> subprocess.Popen:
-    """``command`` in a process group of its own, as a shell starts a job."""
+    """``command`` in a process group of its own, as a shell starts a foreground job."""
     return subprocess.Popen(command, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            preexec_fn=_handle_ctrl_c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def train_steps(run_dir: Path) -> list[int]:

@@ -39,8 +39,10 @@ class StopRequests:
     """While active (a ``with`` block), SIGINT and SIGTERM set ``requested`` instead of killing the process.
 
     The first signal is remembered; a second SIGINT restores the previous handler and raises KeyboardInterrupt
-    at once, so a stuck run can still be stopped by hand. Signals can only be caught in the main thread;
-    elsewhere the block changes nothing.
+    at once, so a stuck run can still be stopped by hand. A signal the process ignores when the block starts
+    stays ignored: a shell starts background jobs (and ``nohup`` its command) with SIGINT ignored so that a
+    Ctrl-C in the terminal does not reach them. Signals can only be caught in the main thread; elsewhere the
+    block changes nothing.
     """
 
     def __init__(self):
@@ -51,7 +53,8 @@ class StopRequests:
         self.requested = None
         if threading.current_thread() is threading.main_thread():
             for sig in STOP_SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._handle)
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, *exc_info) -> None:
