@@ -6,7 +6,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "vatt"
 
 # the floor of each top-level unit of vatt (a subpackage or a module), as docs/architecture.md tabulates them
 FLOORS = {
-    "errors": 0, "messages": 0, "installed": 0,
+    "errors": 0, "messages": 0, "installed": 0, "files": 0,
     "registry": 1, "ranges": 1, "ops": 1, "metrics": 1,
     "models": 2, "data": 2, "engine": 2, "config": 2,
     "losses": 3, "evaluators": 3,

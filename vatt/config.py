@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from vatt.errors import ConfigError, RegistryError, UserError
+from vatt.files import atomic_write
 from vatt.messages import cut, shown
 from vatt.ranges import range_problems
 from vatt.registry import SINGULAR, Entry, check_kwargs, registry
@@ -194,9 +195,8 @@ def save_resolved(cfg: dict, path: str | os.PathLike) -> None:
     """Write the resolved config (extends merged, overrides applied) atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(dump(cfg))
-    os.replace(tmp, path)
+    text = dump(cfg)
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 # validation -----------------------------------------------------------------------------------------

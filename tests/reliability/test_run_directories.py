@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from vatt import config
 from vatt.engine import run_lock
 from vatt.engine.checkpoint import checkpoint_path, load_latest
 from vatt.run import main
@@ -117,16 +118,19 @@ def test_a_read_only_run_directory_stops_the_run_before_anything_is_built(tmp_pa
 
 
 def test_a_disk_too_full_for_the_config_stops_the_run_before_anything_is_built(tmp_path, capsys, monkeypatch):
-    def full(cfg, path):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    real_atomic_write = config.atomic_write
 
-    monkeypatch.setattr("vatt.config.save_resolved", full)
+    def full(path, write):  # the disk fills up while the config is written
+        return real_atomic_write(path, lambda f: write(FullDisk(f, room=10)))
+
+    monkeypatch.setattr(config, "atomic_write", full)
     monkeypatch.setattr("vatt.tasks.builders.build_dataset", lambda *_: pytest.fail("training was being set up"))
     run_dir = tmp_path / "run"
     code, err = run(run_dir, capsys, "run.steps=2")
     assert code == 2
     assert_one_screen(err)
     assert f"error: run.dir: cannot write {run_dir / 'config.yaml'} (No space left on device)" in err
+    assert not [p for p in run_dir.iterdir() if p.is_file() and p.name != run_lock.LOCK_NAME]  # no half-written file
 
 
 def test_a_second_run_on_a_busy_directory_stops_at_once_and_a_killed_run_leaves_no_stale_lock(tmp_path, capsys):
@@ -211,3 +215,16 @@ def test_resuming_after_the_architecture_changed_names_the_parameters_and_the_co
     assert named in err
     assert f"The config changed since that run at model.modalities.{change.split('=')[0]}; run.steps: " in err
     assert load_latest(run_dir)[0] == 2
+
+
+def test_resuming_with_fewer_steps_than_the_checkpoint_names_both_and_keeps_it(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert run(run_dir, capsys, "run.steps=4")[0] == 0
+    code, err = run(run_dir, capsys, "run.steps=2")
+    assert code == 2
+    assert_one_screen(err)
+    assert "run.steps: 2 is below step 4 of the run directory's latest checkpoint" in err
+    assert "set run.steps to at least 4" in err
+    assert load_latest(run_dir)[0] == 4
+    assert run(run_dir, capsys, "run.steps=6")[0] == 0  # the run goes on from its checkpoint
+    assert load_latest(run_dir)[0] == 6

@@ -21,14 +21,14 @@ import errno
 import logging
 import os
 import re
-import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
 
 from vatt.errors import UserError
+from vatt.files import TMP_SUFFIX, atomic_write
 from vatt.messages import listed, reason
 from vatt.ranges import require
 
@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 CHECKPOINT_DIR = "checkpoints"
 LATEST_NAME = "latest"
 _STEP_FILE = re.compile(r"^step_(\d{8,})\.pt$")
-_TMP_SUFFIX = ".tmp"
 SHOWN_FAILURES = 5  # unloadable checkpoints a CheckpointError names
 
 
@@ -54,41 +53,6 @@ class CheckpointMismatch(UserError):
 
 
 _OUT_OF_ROOM = (errno.ENOSPC, errno.EDQUOT)
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> None:
-    """Create or replace ``path`` so that readers only ever see the old or the complete new content.
-
-    ``write`` receives a binary file object; streaming into it (rather than handing over bytes) keeps a large
-    checkpoint from being held twice in memory.
-    """
-    path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        # Also on KeyboardInterrupt: a half-written temporary file is never worth keeping.
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Without this the rename may still be only in the page cache when the machine loses power.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return  # platforms that cannot open directories (Windows) have no directory fsync to do
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems (certain network mounts) refuse fsync on directories; the rename stands
-    finally:
-        os.close(fd)
 
 
 def checkpoint_path(directory: str | os.PathLike, step: int) -> Path:
@@ -157,7 +121,7 @@ def _prune(ckpt_dir: Path, keep: int, protected: str) -> None:
         if path.name != protected:
             path.unlink(missing_ok=True)
     # Temporary files still here belong to saves that were killed before their rename.
-    for path in ckpt_dir.glob(f".*{_TMP_SUFFIX}"):
+    for path in ckpt_dir.glob(f".*{TMP_SUFFIX}"):
         path.unlink(missing_ok=True)
 
 

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from vatt.engine.checkpoint import atomic_write
+from vatt.files import atomic_write
 from vatt.ranges import require
 
 METRICS_NAME = "metrics.jsonl"

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from vatt.engine.checkpoint import atomic_write
 from vatt.errors import UserError
+from vatt.files import atomic_write
 
 WEIGHTS_NAME = "model.safetensors"
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import torch
 
-from vatt.engine.checkpoint import atomic_write
 from vatt.engine.logging import RunLogger
 from vatt.evaluators.classification import check_targets
 from vatt.evaluators.linear_probe import CLASSIFIERS, extract_features, num_classes_of, probe_metrics
+from vatt.files import atomic_write
 from vatt.ranges import at_least
 from vatt.registry import register
 from vatt.tasks import builders, examples

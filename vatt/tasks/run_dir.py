@@ -168,6 +168,10 @@ def fit_and_report(loop: Loop, run) -> dict:
     run_dir = Path(loop.run_dir)
     try:
         start = _resume(loop, run_dir)
+        if start > run.steps:  # on every process alike: the step is the main process's, broadcast
+            raise ConfigError([f"run.steps: {run.steps} is below step {start} of the run directory's latest "
+                               f"checkpoint ({run_dir / CHECKPOINT_DIR}); set run.steps to at least {start} to go "
+                               f"on training, or choose another run.dir to start afresh"])
         if main_process:
             if start:
                 print(f"resuming {run_dir} from step {start}", file=sys.stderr)

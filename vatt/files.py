@@ -1,0 +1,49 @@
+"""Files written so that a crash at any moment leaves either the old content or the complete new one.
+
+The content goes to a hidden temporary file in the same folder (``.NAME.XXXX.tmp``), is flushed and fsync'ed,
+then renamed over the final name (``os.replace`` is atomic within one filesystem), and the folder is fsync'ed so
+that the rename itself is durable. A write that fails, or is interrupted, removes its temporary file.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO, Callable
+
+TMP_SUFFIX = ".tmp"  # of the temporary files, which a reader of the folder may clear up after a crash
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> None:
+    """Create or replace ``path`` so that readers only ever see the old or the complete new content.
+
+    ``write`` receives a binary file object; streaming into it (rather than handing over bytes) keeps a large
+    checkpoint from being held twice in memory.
+    """
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        # Also on KeyboardInterrupt: a half-written temporary file is never worth keeping.
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Without this the rename may still be only in the page cache when the machine loses power.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return  # platforms that cannot open directories (Windows) have no directory fsync to do
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems (certain network mounts) refuse fsync on directories; the rename stands
+    finally:
+        os.close(fd)
