@@ -80,7 +80,9 @@ def test_list_shows_kinds_and_packages(capsys):
     assert "video_patches" in out and "[vatt" in out
     code, out, _ = run_cli(capsys, "--list", "losses", "--json")
     listed = json.loads(out)
-    assert set(listed) == {"losses"} and {"nce", "mil_nce"} <= {e["name"] for e in listed["losses"]}
+    assert set(listed) == {"losses", "plugin_failures", "warnings"}
+    assert {"nce", "mil_nce"} <= {e["name"] for e in listed["losses"]}
+    assert listed["plugin_failures"] == [] and listed["warnings"] == []
     # the built-in ones come from vatt itself; installed plugins may add more, each naming its own package
     assert {e["package"] for e in listed["losses"] if e["name"] in ("nce", "mil_nce")} == {"vatt"}
 

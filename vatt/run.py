@@ -37,10 +37,14 @@ def list_components(kind: str, as_json: bool) -> str:
     kinds = KINDS if kind == "all" else (kind,)
     entries = all_entries(kinds)
     failures = [f for k in kinds for f in registry(k).failures()]
+    clashes = [clash for k in kinds for clash in registry(k).shadowed()]
     if as_json:
-        return json.dumps({k: [{"name": e.name, "package": e.provider, "version": e.version,
-                                "source": e.source, "summary": describe(e)} for e in es]
-                           for k, es in entries.items()}, indent=2)
+        listing: dict = {k: [{"name": e.name, "package": e.provider, "version": e.version, "source": e.source,
+                              "summary": describe(e)} for e in es] for k, es in entries.items()}
+        listing["plugin_failures"] = [{"kind": f.kind, "name": f.name, "package": f.provider,
+                                       "error": reason(f.error)} for f in failures]
+        listing["warnings"] = clashes
+        return json.dumps(listing, indent=2)
     lines = []
     for k, es in entries.items():
         lines.append(f"{k}:")
@@ -50,7 +54,7 @@ def list_components(kind: str, as_json: bool) -> str:
             lines.append(f"  {e.name:<{width}}  [{package}]  {describe(e)}")
     for f in failures:
         lines.append(f"plugin {f.provider} failed to load {f.kind} {f.name!r}: {reason(f.error)}")
-    for clash in (clash for k in kinds for clash in registry(k).shadowed()):
+    for clash in clashes:
         lines.append(f"warning: {clash}; configs that use this name fail until the plugin's entry point is "
                      f"renamed or the plugin uninstalled")
     return "\n".join(lines)

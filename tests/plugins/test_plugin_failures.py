@@ -4,6 +4,7 @@ this process, with the plugins on the path for each call alone).
 Four real wheels are installed next to vatt: a good plugin, one whose dependency is missing, one with a
 syntax error, and one that claims a name the good plugin also claims.
 """
+import json
 import sys
 
 import pytest
@@ -59,6 +60,19 @@ def test_list_shows_everything_that_works_and_each_failure(site):
     assert "vatt-missing-dep" in failures["missing_head"] and "nonexistent_dependency_xyz" in failures["missing_head"]
     assert "vatt-syntax" in failures["syntax_head"] and "SyntaxError" in failures["syntax_head"]
     assert "vatt-good" in failures["clash_head"] and "vatt-other" in failures["clash_head"]
+
+
+def test_list_as_json_names_each_failure_beside_what_works(site):
+    result = run_vatt(site, "--list", "heads", "--json")
+    assert result.returncode == 0, result.stderr
+    listed = json.loads(result.stdout)
+    assert {"good_head", "fac_video"} <= {e["name"] for e in listed["heads"]}
+    failures = {f["name"]: f for f in listed["plugin_failures"]}
+    assert set(failures) == {"missing_head", "syntax_head", "clash_head"}
+    assert failures["missing_head"]["package"] == "vatt-missing-dep" and failures["missing_head"]["kind"] == "heads"
+    assert "nonexistent_dependency_xyz" in failures["missing_head"]["error"]
+    assert "SyntaxError" in failures["syntax_head"]["error"]
+    assert "vatt-other" in failures["clash_head"]["error"]
 
 
 def test_a_config_using_a_good_plugin_works_beside_broken_ones(site):
