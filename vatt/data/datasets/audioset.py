@@ -10,33 +10,31 @@ samples carry an empty text block with text_mask 0.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from vatt.data.datasets.base import ClipDataset, ClipEntry, index_media, report_missing, require_folder, settings_from, with_clip_settings
+from vatt.data.datasets.index_files import csv_records, csv_rows, reading
 from vatt.registry import register
 
 SPLITS = ("balanced_train", "unbalanced_train", "eval")
 
 
 def read_segments(path: Path) -> list[tuple[str, float, float, list[str]]]:
-    if not path.is_file():
-        raise ValueError(f"AudioSet segment list {str(path)!r} does not exist")
     rows = []
-    with path.open(newline="", encoding="utf-8") as handle:
-        lines = (line for line in handle if line.strip() and not line.startswith("#"))
-        for row in csv.reader(lines, skipinitialspace=True):
-            ytid, start, end, labels = row[0], float(row[1]), float(row[2]), row[3]
-            rows.append((ytid, start, end, [m for m in labels.split(",") if m]))
+    for where, fields in csv_rows(path, "AudioSet segment list", comment="#", skipinitialspace=True):
+        with reading(where):
+            ytid, start, end, labels = fields[0], float(fields[1]), float(fields[2]), fields[3]
+        rows.append((ytid, start, end, [m for m in labels.split(",") if m]))
     return rows
 
 
 def read_classes(path: Path) -> tuple[list[str], dict[str, str]]:
     """Display names in index order, and mid → display name."""
-    if not path.is_file():
-        raise ValueError(f"AudioSet class list {str(path)!r} does not exist")
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = sorted(csv.DictReader(handle), key=lambda r: int(r["index"]))
+    indexed = []
+    for where, row in csv_records(path, "AudioSet class list", ("index", "mid", "display_name")):
+        with reading(where):
+            indexed.append((int(row["index"]), row))
+    rows = [row for _, row in sorted(indexed, key=lambda pair: pair[0])]
     return [r["display_name"] for r in rows], {r["mid"]: r["display_name"] for r in rows}
 
 

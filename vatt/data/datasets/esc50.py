@@ -7,9 +7,8 @@ The test set of fold k is fold k, its train set the four others. Audio only: sam
 
 from __future__ import annotations
 
-import csv
-
 from vatt.data.datasets.base import ClipDataset, ClipEntry, report_missing, require_folder, settings_from, with_clip_settings
+from vatt.data.datasets.index_files import csv_records, reading
 from vatt.registry import register
 
 SPLITS = ("train", "test")
@@ -27,20 +26,20 @@ class ESC50(ClipDataset):
             raise ValueError(f"fold must be 1 to 5, got {fold!r}")
         folder = require_folder(root, "esc50")
         meta = folder / "meta" / "esc50.csv"
-        if not meta.is_file():
-            raise ValueError(f"esc50: {meta} does not exist")
-        with meta.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-        classes = [name for _, name in sorted({(int(r["target"]), r["category"]) for r in rows})]
+        rows = []  # (filename, fold, target, category)
+        for where, row in csv_records(meta, "esc50: the metadata", ("filename", "fold", "target", "category")):
+            with reading(where):
+                rows.append((row["filename"], int(row["fold"]), int(row["target"]), row["category"]))
+        classes = [name for _, name in sorted({(target, category) for _, _, target, category in rows})]
         entries, missing = [], []
-        for row in rows:
-            if (int(row["fold"]) == fold) != (split == "test"):
+        for filename, row_fold, _, category in rows:
+            if (row_fold == fold) != (split == "test"):
                 continue
-            path = folder / "audio" / row["filename"]
+            path = folder / "audio" / filename
             if not path.is_file():
-                missing.append(row["filename"])
+                missing.append(filename)
                 continue
-            entries.append(ClipEntry(str(path.resolve()), labels=(row["category"],)))
+            entries.append(ClipEntry(str(path.resolve()), labels=(category,)))
         report_missing(f"esc50 {split} fold {fold}", missing, len(entries) + len(missing), index_file=meta,
                        skip=skip_missing)
         super().__init__(entries, settings_from({**clip, "read_video": False}, split_is_train=split == "train"),

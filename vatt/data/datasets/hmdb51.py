@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from vatt.data.datasets.base import ClipDataset, ClipEntry, report_missing, require_folder, settings_from, with_clip_settings
+from vatt.data.datasets.index_files import text_lines
 from vatt.registry import register
 
 TAGS = {"train": "1", "test": "2"}
@@ -35,9 +36,11 @@ class HMDB51(ClipDataset):
         videos = folder / "videos" if (folder / "videos").is_dir() else folder
         entries, missing = [], []
         for label, list_file in sorted(files.items()):
-            for line in list_file.read_text().splitlines():
+            for where, line in text_lines(list_file, "hmdb51: the split file"):
                 parts = line.split()
-                if len(parts) != 2 or parts[1] != TAGS[split]:
+                if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
+                    raise ValueError(f"{where}: expected '<name>.avi <tag>' with tag 0, 1 or 2, got {line!r}")
+                if parts[1] != TAGS[split]:
                     continue
                 path = videos / label / parts[0]
                 if not path.is_file():

@@ -9,31 +9,33 @@ neighbours in time as the MIL-NCE candidates. HowTo100M has no labels and is use
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 
 from vatt.data.captions import Caption
 from vatt.data.datasets.base import ClipDataset, ClipEntry, index_media, report_missing, require_folder, settings_from, tokenizer_for, with_clip_settings
+from vatt.data.datasets.index_files import csv_records, json_mapping, reading
 from vatt.registry import register
 
 
 def _captions_from_csv(path: Path) -> tuple[Caption, ...]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    try:
-        return tuple(Caption(row["text"], float(row["start"]), float(row["end"])) for row in rows if row["text"])
-    except (KeyError, ValueError) as exc:
-        raise ValueError(f"{path}: caption files need start,end,text columns with times in seconds ({exc})") from None
+    captions = []
+    for where, row in csv_records(path, "howto100m: the caption file", ("start", "end", "text")):
+        if row["text"]:
+            with reading(where):
+                captions.append(Caption(row["text"], float(row["start"]), float(row["end"])))
+    return tuple(captions)
 
 
 def read_captions(root: Path) -> dict[str, tuple[Caption, ...]]:
     """Video id → its timed captions, from captions/*.csv or caption.json."""
     single = root / "caption.json"
     if single.is_file():
-        raw = json.loads(single.read_text(encoding="utf-8"))
-        return {vid: tuple(Caption(str(t), float(s), float(e)) for s, e, t in zip(c["start"], c["end"], c["text"]))
-                for vid, c in raw.items()}
+        captions = {}
+        for vid, c in json_mapping(single, "howto100m: the caption file").items():
+            with reading(f"{single}, video {vid!r}"):
+                captions[vid] = tuple(Caption(str(t), float(s), float(e))
+                                      for s, e, t in zip(c["start"], c["end"], c["text"], strict=True))
+        return captions
     folder = root / "captions"
     if not folder.is_dir():
         raise ValueError(f"HowTo100M root {root} needs a captions/ folder of <video_id>.csv files or caption.json")

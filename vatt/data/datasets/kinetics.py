@@ -9,10 +9,10 @@ The classes are the sorted labels of the train CSV, so every split shares one nu
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from vatt.data.datasets.base import ClipDataset, ClipEntry, index_media, report_missing, require_folder, settings_from, with_clip_settings
+from vatt.data.datasets.index_files import csv_records, reading
 from vatt.registry import register
 
 SPLIT_FILES = {"train": ("train",), "val": ("validate", "val"), "test": ("test",)}
@@ -27,12 +27,14 @@ def annotation_file(root: Path, split: str) -> Path:
                      f"or {root / 'annotations'}")
 
 
-def read_annotations(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    if rows and not {"youtube_id", "time_start", "time_end"} <= set(rows[0]):
-        raise ValueError(f"{path}: the header must name youtube_id, time_start, time_end (and label), "
-                         f"got {list(rows[0])}")
+def read_annotations(path: Path, *, labelled: bool) -> list[tuple[str, int, int, str]]:
+    """(youtube_id, start, end, label) of each row; `labelled`: the file must have a label column."""
+    columns = ("label", "youtube_id", "time_start", "time_end") if labelled else ("youtube_id", "time_start", "time_end")
+    rows = []
+    for where, row in csv_records(path, "kinetics: the annotation CSV", columns):
+        with reading(where):
+            start, end = int(float(row["time_start"])), int(float(row["time_end"]))
+        rows.append((row["youtube_id"], start, end, row.get("label", "")))
     return rows
 
 
@@ -45,17 +47,16 @@ class Kinetics(ClipDataset):
         if split not in SPLIT_FILES:
             raise ValueError(f"split must be one of {', '.join(SPLIT_FILES)}, got {split!r}")
         folder = require_folder(root, "kinetics")
-        classes = sorted({row["label"] for row in read_annotations(annotation_file(folder, "train"))})
+        classes = sorted({label for *_, label in read_annotations(annotation_file(folder, "train"), labelled=True)})
         media = index_media(folder / split if (folder / split).is_dir() else folder)
         entries, missing = [], []
-        for row in read_annotations(annotation_file(folder, split)):
-            start, end = int(float(row["time_start"])), int(float(row["time_end"]))
-            stem = f"{row['youtube_id']}_{start:06d}_{end:06d}"
-            path = media.get(stem) or media.get(row["youtube_id"])
+        for youtube_id, start, end, label in read_annotations(annotation_file(folder, split), labelled=False):
+            stem = f"{youtube_id}_{start:06d}_{end:06d}"
+            path = media.get(stem) or media.get(youtube_id)
             if path is None:
                 missing.append(stem)
                 continue
-            entries.append(ClipEntry(path, labels=(row["label"],) if row.get("label") else ()))
+            entries.append(ClipEntry(path, labels=(label,) if label else ()))
         report_missing(f"kinetics {split}", missing, len(entries) + len(missing),
                        index_file=annotation_file(folder, split), skip=skip_missing)
         super().__init__(entries, settings_from(clip, split_is_train=split == "train"), name=f"kinetics {split}",

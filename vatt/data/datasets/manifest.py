@@ -12,13 +12,13 @@ the whole source; "labels" may be a single string. CSV: a header naming `video` 
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from vatt.data.captions import Caption
 from vatt.data.datasets.base import ClipDataset, ClipEntry, settings_from, sorted_classes, tokenizer_for, with_clip_settings
+from vatt.data.datasets.index_files import csv_records, require_file, text_lines, utf8_lines
 from vatt.messages import shown
 from vatt.registry import register
 
@@ -66,19 +66,14 @@ def entry_from_record(record: dict, folder: Path, where: str) -> ClipEntry:
 
 def read_manifest(path: str | Path, root: str | Path | None = None) -> list[ClipEntry]:
     """Entries of a .jsonl or .csv manifest; media paths resolve against `root` (default: its folder)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"manifest {str(path)!r} does not exist")
+    path = require_file(path, "manifest")
     folder = Path(root) if root is not None else path.parent
     if path.suffix.lower() == ".csv":
-        rows = list(csv.DictReader(utf8_lines(path)))
-        if rows and "video" not in rows[0]:
-            raise ValueError(f"{path}: the CSV header must name a 'video' column, got {list(rows[0])}")
-        records = [{"video": row.get("video"), "start": row.get("start"), "end": row.get("end"),
-                    "captions": [row["caption"]] if row.get("caption") else [],
-                    "labels": [x for x in (row.get("label") or "").split(CSV_LABEL_SEPARATOR) if x]}
-                   for row in rows]
-        return [entry_from_record(r, folder, f"{path}:{n + 2}") for n, r in enumerate(records)]
+        records = [(where, {"video": row["video"], "start": row.get("start"), "end": row.get("end"),
+                            "captions": [row["caption"]] if row.get("caption") else [],
+                            "labels": [x for x in (row.get("label") or "").split(CSV_LABEL_SEPARATOR) if x]})
+                   for where, row in csv_records(path, "manifest", ("video",))]
+        return [entry_from_record(record, folder, where) for where, record in records]
     entries = []
     for number, line in enumerate(utf8_lines(path), 1):
         if not line.strip():
@@ -89,25 +84,6 @@ def read_manifest(path: str | Path, root: str | Path | None = None) -> list[Clip
             raise ValueError(f"{path}:{number}: not a JSON object: {exc}") from None
         entries.append(entry_from_record(record, folder, f"{path}:{number}"))
     return entries
-
-
-def utf8_lines(path: Path) -> Iterator[str]:
-    """The lines of a text file, line endings kept (what `csv` reads); a line that is not UTF-8 is a
-    ValueError naming the file, the line and the column."""
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, 1):
-            try:
-                yield raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise ValueError(f"{path}:{number}: not UTF-8 text (byte {raw[exc.start]:#04x} at column "
-                                 f"{exc.start + 1}); save the file as UTF-8") from None
-
-
-def read_lines(path: str | Path, what: str) -> list[str]:
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{what} file {str(path)!r} does not exist")
-    return [line.strip() for line in utf8_lines(path) if line.strip()]
 
 
 @with_clip_settings
@@ -127,7 +103,7 @@ class ManifestDataset(ClipDataset):
         entries = read_manifest(path, root)
         has_captions = any(entry.captions for entry in entries)
         tokenizer = tokenizer_for(vocabulary, max_words, f"manifest {path}") if has_captions or vocabulary else None
-        class_names = read_lines(classes, "classes") if classes else sorted_classes(entries) or None
+        class_names = [line for _, line in text_lines(classes, "classes file")] if classes else sorted_classes(entries) or None
         if multi_label is None:
             multi_label = any(len(entry.labels) > 1 for entry in entries)
         super().__init__(entries, settings_from(clip, split_is_train=True), name=f"manifest {path}",

@@ -7,9 +7,8 @@ Layout: `root/moments_categories.txt` ("name,index" per line), the lists `root/t
 
 from __future__ import annotations
 
-import csv
-
 from vatt.data.datasets.base import ClipDataset, ClipEntry, report_missing, require_folder, settings_from, with_clip_settings
+from vatt.data.datasets.index_files import csv_rows, reading, text_lines
 from vatt.registry import register
 
 SPLITS = {"train": ("trainingSet.csv", "training"), "val": ("validationSet.csv", "validation")}
@@ -26,19 +25,21 @@ class MomentsInTime(ClipDataset):
         folder = require_folder(root, "moments_in_time")
         categories = folder / "moments_categories.txt"
         listing, videos = (folder / name for name in SPLITS[split])
-        for needed in (categories, listing):
-            if not needed.is_file():
-                raise ValueError(f"moments_in_time: {needed} does not exist")
-        pairs = [line.rsplit(",", 1) for line in categories.read_text().splitlines() if line.strip()]
-        classes = [name for name, _ in sorted(pairs, key=lambda p: int(p[1]))]
+        indexed = []
+        for where, line in text_lines(categories, "moments_in_time: the category list"):
+            with reading(where):
+                name, index = line.rsplit(",", 1)
+                indexed.append((int(index), name))
+        classes = [name for _, name in sorted(indexed)]
         entries, missing = [], []
-        with listing.open(newline="", encoding="utf-8") as handle:
-            for row in csv.reader(handle):
-                path = videos / row[0]
-                if not path.is_file():
-                    missing.append(row[0])
-                    continue
-                entries.append(ClipEntry(str(path.resolve()), labels=(row[1],)))
+        for where, fields in csv_rows(listing, "moments_in_time: the clip list"):
+            with reading(where):
+                relative, label = fields[0], fields[1]
+            path = videos / relative
+            if not path.is_file():
+                missing.append(relative)
+                continue
+            entries.append(ClipEntry(str(path.resolve()), labels=(label,)))
         report_missing(f"moments_in_time {split}", missing, len(entries) + len(missing), index_file=listing,
                        skip=skip_missing)
         super().__init__(entries, settings_from(clip, split_is_train=split == "train"),

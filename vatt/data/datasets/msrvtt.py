@@ -9,13 +9,12 @@ first one is the clip's query.
 
 from __future__ import annotations
 
-import csv
-import json
 from collections import defaultdict
 from pathlib import Path
 
 from vatt.data.captions import Caption
 from vatt.data.datasets.base import ClipDataset, ClipEntry, index_media, report_missing, require_folder, settings_from, tokenizer_for, with_clip_settings
+from vatt.data.datasets.index_files import csv_records, json_mapping, reading
 from vatt.registry import register
 
 TEST_LIST = "MSRVTT_JSFUSION_test.csv"
@@ -23,24 +22,18 @@ TRAIN_LIST = "MSRVTT_train.9k.csv"
 TRAIN_CAPTIONS = "MSRVTT_data.json"
 
 
-def _rows(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        raise ValueError(f"msrvtt: {path} does not exist")
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
 def read_split(root: Path, split: str) -> dict[str, list[str]]:
     """Video id → its captions, in file order."""
     if split == "test":
-        return {row["video_id"]: [row["sentence"]] for row in _rows(root / TEST_LIST)}
+        return {row["video_id"]: [row["sentence"]]
+                for _, row in csv_records(root / TEST_LIST, "msrvtt: the test list", ("video_id", "sentence"))}
     captions_file = root / TRAIN_CAPTIONS
-    if not captions_file.is_file():
-        raise ValueError(f"msrvtt: {captions_file} does not exist")
-    captions = defaultdict(list)
-    for sentence in json.loads(captions_file.read_text(encoding="utf-8"))["sentences"]:
-        captions[sentence["video_id"]].append(sentence["caption"])
-    return {row["video_id"]: captions[row["video_id"]] for row in _rows(root / TRAIN_LIST)}
+    captions, document = defaultdict(list), json_mapping(captions_file, "msrvtt: the caption file")
+    with reading(str(captions_file)):
+        for sentence in document["sentences"]:
+            captions[sentence["video_id"]].append(sentence["caption"])
+    return {row["video_id"]: captions[row["video_id"]]
+            for _, row in csv_records(root / TRAIN_LIST, "msrvtt: the train list", ("video_id",))}
 
 
 @with_clip_settings

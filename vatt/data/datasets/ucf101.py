@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vatt.data.datasets.base import ClipDataset, ClipEntry, report_missing, require_folder, settings_from, with_clip_settings
+from vatt.data.datasets.index_files import reading, text_lines
 from vatt.registry import register
 
 SPLITS = ("train", "test")
@@ -17,9 +18,7 @@ SPLITS = ("train", "test")
 
 def read_split_list(path: Path) -> list[str]:
     """Relative video paths ("Class/v_....avi") listed in a train or test list."""
-    if not path.is_file():
-        raise ValueError(f"UCF101 split file {str(path)!r} does not exist")
-    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+    return [line.split()[0] for _, line in text_lines(path, "UCF101 split file")]
 
 
 @with_clip_settings
@@ -34,11 +33,12 @@ class UCF101(ClipDataset):
             raise ValueError(f"split_number must be 1, 2 or 3, got {split_number!r}")
         folder = require_folder(root, "ucf101")
         lists = folder / "ucfTrainTestlist"
-        index_file = lists / "classInd.txt"
-        if not index_file.is_file():
-            raise ValueError(f"ucf101: {index_file} does not exist")
-        classes = [line.split()[1] for line in sorted(
-            (l for l in index_file.read_text().splitlines() if l.strip()), key=lambda l: int(l.split()[0]))]
+        indexed = []
+        for where, line in text_lines(lists / "classInd.txt", "ucf101: the class list"):
+            with reading(where):
+                index, name = line.split()
+                indexed.append((int(index), name))
+        classes = [name for _, name in sorted(indexed)]
         videos = folder / "UCF-101" if (folder / "UCF-101").is_dir() else folder
         entries, missing = [], []
         split_file = lists / f"{split}list0{split_number}.txt"

@@ -10,10 +10,9 @@ uses the validation segments.
 
 from __future__ import annotations
 
-import json
-
 from vatt.data.captions import Caption
 from vatt.data.datasets.base import ClipDataset, ClipEntry, index_media, report_missing, require_folder, settings_from, tokenizer_for, with_clip_settings
+from vatt.data.datasets.index_files import json_mapping, reading
 from vatt.registry import register
 
 SUBSETS = {"train": "training", "val": "validation"}
@@ -31,19 +30,20 @@ class YouCook2(ClipDataset):
             raise ValueError(f"split must be one of {', '.join(SUBSETS)}, got {split!r}")
         folder = require_folder(root, "youcook2")
         annotation_file = folder / ANNOTATIONS
-        if not annotation_file.is_file():
-            raise ValueError(f"youcook2: {annotation_file} does not exist")
-        database = json.loads(annotation_file.read_text(encoding="utf-8"))["database"]
+        document = json_mapping(annotation_file, "youcook2: the annotation file")
+        with reading(str(annotation_file)):
+            database = dict(document["database"])
         media = index_media(folder / "raw_videos" if (folder / "raw_videos").is_dir() else folder)
         entries, missing = [], []
         for video_id, video in database.items():
-            if video["subset"] != SUBSETS[split]:
-                continue
+            with reading(f"{annotation_file}, video {video_id!r}"):
+                if video["subset"] != SUBSETS[split]:
+                    continue
+                steps = tuple(Caption(a["sentence"], float(a["segment"][0]), float(a["segment"][1]))
+                              for a in video["annotations"])
             if video_id not in media:
                 missing.append(video_id)
                 continue
-            steps = tuple(Caption(a["sentence"], float(a["segment"][0]), float(a["segment"][1]))
-                          for a in video["annotations"])
             for step in steps:  # the step's own sentence first, its neighbours after (see captions.candidates)
                 entries.append(ClipEntry(media[video_id], begin=step.start, end=step.end, captions=steps))
         report_missing(f"youcook2 {split}", missing, len(missing) + len({e.path for e in entries}),
