@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from vatt import config
 from vatt.engine import run_lock
@@ -32,6 +33,10 @@ def run(run_dir: Path, capsys, *overrides: str) -> tuple[int, str]:
 
 def files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
+
+
+def saved_config(run_dir: Path) -> dict:
+    return yaml.safe_load((run_dir / "config.yaml").read_text())
 
 
 def assert_one_screen(err: str) -> None:
@@ -207,6 +212,7 @@ def test_resuming_after_the_architecture_changed_names_the_parameters_and_the_co
                                                                                           change, named):
     run_dir = tmp_path / "run"
     assert run(run_dir, capsys, "run.steps=2")[0] == 0
+    before = saved_config(run_dir)
 
     code, err = run(run_dir, capsys, "run.steps=4", f"model.modalities.{change}")
     assert code == 2
@@ -215,6 +221,7 @@ def test_resuming_after_the_architecture_changed_names_the_parameters_and_the_co
     assert named in err
     assert f"The config changed since that run at model.modalities.{change.split('=')[0]}; run.steps: " in err
     assert load_latest(run_dir)[0] == 2
+    assert saved_config(run_dir) == before  # the config of the run whose checkpoints these are
 
 
 def test_resuming_with_fewer_steps_than_the_checkpoint_names_both_and_keeps_it(tmp_path, capsys):
@@ -225,6 +232,6 @@ def test_resuming_with_fewer_steps_than_the_checkpoint_names_both_and_keeps_it(t
     assert_one_screen(err)
     assert "run.steps: 2 is below step 4 of the run directory's latest checkpoint" in err
     assert "set run.steps to at least 4" in err
-    assert load_latest(run_dir)[0] == 4
+    assert load_latest(run_dir)[0] == 4 and saved_config(run_dir)["run"]["steps"] == 4
     assert run(run_dir, capsys, "run.steps=6")[0] == 0  # the run goes on from its checkpoint
-    assert load_latest(run_dir)[0] == 6
+    assert load_latest(run_dir)[0] == 6 and saved_config(run_dir)["run"]["steps"] == 6

@@ -22,6 +22,10 @@ RESOLVED_CONFIG = "config.yaml"
 # run directory → the config keys at which its saved config differed from this run's (see prepare_run_dir),
 # for the error of a resume whose checkpoint no longer fits the model
 _CONFIG_CHANGES: dict[Path, list[str]] = {}
+# run directory → this training run's config, which differs from the saved one: saved once the directory's
+# checkpoint has resumed (fit_and_report), so that a run that cannot resume leaves the config of the run whose
+# checkpoints are there
+_UNSAVED_CONFIGS: dict[Path, dict] = {}
 
 
 def default_run_dir(config_path: Path | None) -> Path:
@@ -40,16 +44,18 @@ def training_run_dir(directory: str | None, batch_size: int, config_path: Path |
     run_dir, problem = (Path(directory) if directory else default_run_dir(config_path)), None
     if distributed.is_main_process():
         try:
-            run_dir = prepare_run_dir(directory, config_path, cfg, exclusive=True)
+            run_dir = prepare_run_dir(directory, config_path, cfg, exclusive=True, resumes=True)
         except UserError as exc:
             problem = exc
     distributed.raise_on_every_process(problem)
     return run_dir
 
 
-def prepare_run_dir(directory: str | None, config_path: Path | None, cfg: dict, exclusive: bool = False) -> Path:
+def prepare_run_dir(directory: str | None, config_path: Path | None, cfg: dict, exclusive: bool = False,
+                    resumes: bool = False) -> Path:
     """Create the run directory, check that it can be written, take its lock when ``exclusive`` (a second run
-    on it stops here), and save the resolved config in it (warning when a resumed run differs)."""
+    on it stops here), and save the resolved config in it (warning when it differs from the saved one; a run
+    that ``resumes`` from the directory's checkpoints saves a differing config only once they resumed)."""
     run_dir = Path(directory) if directory else default_run_dir(config_path)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -60,19 +66,28 @@ def prepare_run_dir(directory: str | None, config_path: Path | None, cfg: dict, 
         run_lock.hold(run_dir)
     saved = run_dir / RESOLVED_CONFIG
     _CONFIG_CHANGES.pop(run_dir, None)
+    _UNSAVED_CONFIGS.pop(run_dir, None)
     if saved.is_file():
         previous = cfglib.parse_yaml(saved.read_text()) or {}
         changed = sorted(_changed_keys(previous, cfg))
         if changed:
             _CONFIG_CHANGES[run_dir] = changed
             print(f"warning: {saved} differs from this run's config at {', '.join(changed[:8])}"
-                  f"{' ...' if len(changed) > 8 else ''}; the new config is saved", file=sys.stderr)
+                  f"{' ...' if len(changed) > 8 else ''}; the new config is saved"
+                  f"{' once the run has resumed' if resumes else ''}", file=sys.stderr)
+            if resumes:
+                _UNSAVED_CONFIGS[run_dir] = cfg
+                return run_dir
+    _save_config(cfg, saved)
+    return run_dir
+
+
+def _save_config(cfg: dict, saved: Path) -> None:
     try:
         cfglib.save_resolved(cfg, saved)
-    except OSError as exc:  # a disk that is full: the write check above writes nothing
+    except OSError as exc:  # a disk that is full: the write check before it writes nothing
         raise UserError(f"run.dir: cannot write {saved} ({exc.strerror}); make room, or choose another "
                         f"run.dir") from None
-    return run_dir
 
 
 def _check_writable(run_dir: Path) -> None:
@@ -172,6 +187,13 @@ def fit_and_report(loop: Loop, run) -> dict:
             raise ConfigError([f"run.steps: {run.steps} is below step {start} of the run directory's latest "
                                f"checkpoint ({run_dir / CHECKPOINT_DIR}); set run.steps to at least {start} to go "
                                f"on training, or choose another run.dir to start afresh"])
+        problem = None
+        if main_process and run_dir in _UNSAVED_CONFIGS:
+            try:
+                _save_config(_UNSAVED_CONFIGS.pop(run_dir), run_dir / RESOLVED_CONFIG)
+            except UserError as exc:
+                problem = exc
+        distributed.raise_on_every_process(problem)
         if main_process:
             if start:
                 print(f"resuming {run_dir} from step {start}", file=sys.stderr)
