@@ -6,12 +6,20 @@ that the rename itself is durable. A write that fails, or is interrupted, remove
 """
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 TMP_SUFFIX = ".tmp"  # of the temporary files, which a reader of the folder may clear up after a crash
+OUT_OF_ROOM = (errno.ENOSPC, errno.EDQUOT)  # the refusals that freeing space cures: a full disk, a full quota
+
+
+def refusal(exc: OSError) -> str:
+    """What the filesystem said when it refused a write, to go mid-sentence ("no space left on device")."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    return what[:1].lower() + what[1:]
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> None:

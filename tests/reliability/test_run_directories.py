@@ -2,6 +2,7 @@
 a run killed outright, checkpoints that no longer load or no longer fit the model. Each ends in a one-screen
 error (exit code 2) or recovers, and never loses a checkpoint already saved."""
 import errno
+import json
 import os
 import signal
 import stat
@@ -82,6 +83,40 @@ def test_a_full_disk_while_saving_is_one_error_that_keeps_the_last_checkpoint_an
     code, err = run(run_dir, capsys, "run.steps=4")
     assert code == 0 and f"resuming {run_dir} from step 2" in err
     assert load_latest(run_dir)[0] == 4
+
+
+class FullAfter:
+    """A text file on a disk that fills up after ``lines`` writes."""
+
+    def __init__(self, f, lines: int):
+        self.f, self.lines = f, lines
+
+    def write(self, text: str) -> int:
+        if self.lines == 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.lines -= 1
+        return self.f.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+
+def test_a_full_disk_while_logging_is_one_error_that_keeps_the_last_checkpoint_and_resumes(tmp_path, capsys,
+                                                                                            monkeypatch):
+    run_dir = tmp_path / "run"
+    monkeypatch.setattr("vatt.engine.logging.open", lambda *a, **k: FullAfter(open(*a, **k), lines=2), raising=False)
+    code, err = run(run_dir, capsys, "run.steps=4")
+    assert code == 2
+    assert_one_screen(err)
+    assert (f"error: no space left on device while writing {run_dir / 'metrics.jsonl'}. To continue, free some "
+            f"space and run the same command: it resumes from the last checkpoint") in err
+    assert load_latest(run_dir)[0] == 2  # the step 3 line was refused: the checkpoint of step 2 stands
+
+    monkeypatch.undo()  # space freed
+    code, err = run(run_dir, capsys, "run.steps=4")
+    assert code == 0 and f"resuming {run_dir} from step 2" in err
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines if line["kind"] == "train"] == [1, 2, 3, 4]
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ when the newest does not fit the model (`check_fits`).
 """
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import re
@@ -28,7 +27,7 @@ import torch
 import torch.nn as nn
 
 from vatt.errors import UserError
-from vatt.files import TMP_SUFFIX, atomic_write
+from vatt.files import OUT_OF_ROOM, TMP_SUFFIX, atomic_write, refusal
 from vatt.messages import listed, reason
 from vatt.ranges import require
 
@@ -50,9 +49,6 @@ class CheckpointWriteError(UserError):
 
 class CheckpointMismatch(UserError):
     """The checkpoint a run would resume from holds other parameters, or other shapes, than its model."""
-
-
-_OUT_OF_ROOM = (errno.ENOSPC, errno.EDQUOT)
 
 
 def checkpoint_path(directory: str | os.PathLike, step: int) -> Path:
@@ -94,15 +90,14 @@ def _os_error(exc: BaseException) -> OSError | None:
 
 
 def _write_error(exc: OSError, step: int, path: Path) -> CheckpointWriteError:
-    what = exc.strerror or str(exc) or type(exc).__name__
     ckpt_dir = path.parent
     candidates = [_read_latest(ckpt_dir), *(p for _, p in _step_files(ckpt_dir))]  # what a rerun resumes from
     intact = next((p for p in candidates if p is not None and p != path and p.is_file()), None)
     kept = (f"the checkpoint of step {int(_STEP_FILE.match(intact.name).group(1))} ({intact}) is intact"
             if intact is not None else "no earlier checkpoint was saved")
-    fix = ("free some space (or lower run.keep_checkpoints)" if exc.errno in _OUT_OF_ROOM
+    fix = ("free some space (or lower run.keep_checkpoints)" if exc.errno in OUT_OF_ROOM
            else f"make {ckpt_dir} writable")
-    return CheckpointWriteError(f"{what[:1].lower()}{what[1:]} while writing step {step} to {path}; {kept}. "
+    return CheckpointWriteError(f"{refusal(exc)} while writing step {step} to {path}; {kept}. "
                                 f"To continue, {fix} and run the same command: it resumes from there.")
 
 

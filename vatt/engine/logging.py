@@ -11,6 +11,7 @@ Only one process of a distributed run (rank 0) should hold a RunLogger.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import math
 import os
@@ -19,7 +20,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from vatt.files import atomic_write
+from vatt.errors import UserError
+from vatt.files import OUT_OF_ROOM, atomic_write, refusal
 from vatt.ranges import require
 
 METRICS_NAME = "metrics.jsonl"
@@ -27,6 +29,20 @@ RESULTS_NAME = "results.json"
 TENSORBOARD_DIR = "tensorboard"
 _TRAIN_RESERVED = ("step", "kind", "clips_per_s", "time")
 _EVAL_RESERVED = ("step", "kind", "time")
+
+
+class LogWriteError(UserError):
+    """The filesystem refused metrics.jsonl or results.json (no space, a quota, no permission)."""
+
+
+@contextlib.contextmanager
+def _writing(path: Path):
+    try:
+        yield
+    except OSError as exc:
+        fix = "free some space" if exc.errno in OUT_OF_ROOM else f"make {path.parent} writable"
+        raise LogWriteError(f"{refusal(exc)} while writing {path}. To continue, {fix} and run the same command: it "
+                            f"resumes from the last checkpoint, and {METRICS_NAME} keeps its lines up to it") from None
 
 
 def _plain(value: Any) -> Any:
@@ -111,10 +127,11 @@ class RunLogger:
         self._window = collections.deque([(start_step, clock())], maxlen=throughput_window)
         self._last_printed = start_step
 
-        metrics_path = self.run_dir / METRICS_NAME
-        if start_step > 0 and metrics_path.exists():
-            _keep_lines_until(metrics_path, start_step)
-        self._metrics = open(metrics_path, "a" if start_step > 0 else "w", encoding="utf-8")
+        self._metrics_path = self.run_dir / METRICS_NAME
+        with _writing(self._metrics_path):
+            if start_step > 0 and self._metrics_path.exists():
+                _keep_lines_until(self._metrics_path, start_step)
+            self._metrics = open(self._metrics_path, "a" if start_step > 0 else "w", encoding="utf-8")
 
         self._tb = self._tensorboard_writer(start_step) if tensorboard else None
 
@@ -131,8 +148,9 @@ class RunLogger:
 
     # writing ----------------------------------------------------------------------------------------
     def _write_line(self, record: dict) -> None:
-        self._metrics.write(_to_json(record) + "\n")
-        self._metrics.flush()
+        with _writing(self._metrics_path):
+            self._metrics.write(_to_json(record) + "\n")
+            self._metrics.flush()
 
     def _add_scalars(self, step: int, tagged: dict[str, Any]) -> None:
         if self._tb is None:
@@ -197,12 +215,16 @@ class RunLogger:
             raise ValueError(f"metrics must be a dict, got {type(metrics).__name__}")
         path = self.run_dir / RESULTS_NAME
         text = _to_json(metrics, indent=2) + "\n"
-        atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+        with _writing(path):
+            atomic_write(path, lambda f: f.write(text.encode("utf-8")))
         return path
 
     def close(self) -> None:
         if not self._metrics.closed:
-            self._metrics.close()
+            try:
+                self._metrics.close()
+            except OSError:  # the flush of a line the disk refused, already reported by _write_line
+                pass
         if self._tb is not None:
             self._tb.close()
             self._tb = None
