@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from vatt.errors import ConfigError, RegistryError, UserError
-from vatt.files import atomic_write
+from vatt.files import atomic_write, utf8_lines
 from vatt.messages import cut, shown
 from vatt.ranges import range_problems
 from vatt.registry import SINGULAR, Entry, check_kwargs, registry
@@ -137,7 +137,11 @@ def _read_yaml(path: Path) -> dict:
     size = path.stat().st_size
     if size > MAX_TEXT:  # before reading it: the file could be any size
         raise UserError(f"{path}: {size:,} bytes; a config is names and numbers, refused above {MAX_TEXT:,}")
-    data = parse_yaml(path.read_text(), str(path))
+    try:
+        text = "".join(utf8_lines(path))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    data = parse_yaml(text, str(path))
     if not isinstance(data, dict):
         raise UserError(f"{path}: a config must be a mapping at the top level, got {type(data).__name__}")
     return data

@@ -1,4 +1,5 @@
-"""Files written so that a crash at any moment leaves either the old content or the complete new one.
+"""Files written so that a crash at any moment leaves either the old content or the complete new one, and text
+files read so that one that is not UTF-8 is an error naming the line.
 
 The content goes to a hidden temporary file in the same folder (``.NAME.XXXX.tmp``), is flushed and fsync'ed,
 then renamed over the final name (``os.replace`` is atomic within one filesystem), and the folder is fsync'ed so
@@ -10,7 +11,7 @@ import errno
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Iterator
 
 TMP_SUFFIX = ".tmp"  # of the temporary files, which a reader of the folder may clear up after a crash
 OUT_OF_ROOM = (errno.ENOSPC, errno.EDQUOT)  # the refusals that freeing space cures: a full disk, a full quota
@@ -55,3 +56,15 @@ def _fsync_directory(directory: Path) -> None:
         pass  # some filesystems (certain network mounts) refuse fsync on directories; the rename stands
     finally:
         os.close(fd)
+
+
+def utf8_lines(path: Path) -> Iterator[str]:
+    """The lines of a text file, line endings kept (what `csv` reads); a line that is not UTF-8 is a
+    ValueError naming the file, the line and the column."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{path}:{number}: not UTF-8 text (byte {raw[exc.start]:#04x} at column "
+                                 f"{exc.start + 1}); save the file as UTF-8") from None

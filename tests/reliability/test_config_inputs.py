@@ -143,6 +143,14 @@ def test_a_config_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path
     assert code == 2 and f"{path}: 2,000,0" in err and "refused above" in err and len(err) < 500
 
 
+def test_a_config_that_is_not_utf8_names_the_file_and_the_line(tmp_path, capsys):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("task: pretrain\n# a caf\xe9 config\n".encode("latin-1"))
+    code, _, err = run_cli(capsys, path)
+    assert code == 2 and "Traceback" not in err
+    assert f"error: {path}:2: not UTF-8 text (byte 0xe9 at column 8); save the file as UTF-8" in err
+
+
 def test_errors_show_a_cut_value_never_the_whole_node(capsys):
     big = "[" + ", ".join(["1"] * 20000) + "]"
     code, _, err = run_cli(capsys, CONFIGS / "quickstart.yaml", f"run.steps={big}", f"optimizer={big}",

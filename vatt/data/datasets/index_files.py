@@ -12,24 +12,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from vatt.files import utf8_lines
+
 
 def require_file(path: str | Path, what: str) -> Path:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{what} {str(path)!r} does not exist")
     return path
-
-
-def utf8_lines(path: Path) -> Iterator[str]:
-    """The lines of a text file, line endings kept (what `csv` reads); a line that is not UTF-8 is a
-    ValueError naming the file, the line and the column."""
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, 1):
-            try:
-                yield raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise ValueError(f"{path}:{number}: not UTF-8 text (byte {raw[exc.start]:#04x} at column "
-                                 f"{exc.start + 1}); save the file as UTF-8") from None
 
 
 def text_lines(path: str | Path, what: str) -> Iterator[tuple[str, str]]:
