@@ -8,10 +8,8 @@ order (`_Refill`), so a run with many bad files still trains on full batches (a 
 BatchNorm without statistics); when more than `max_failure_rate` of the dataset's samples have failed, the
 run stops with `DataError` naming the count and some of the files. Any other exception in a worker is a bug:
 it is re-raised naming the file the worker was reading, and a worker killed outright (a crash in a decoder)
-is reported the same way, from a shared table of what each worker is reading.
-
-Workers ignore the stop signals a terminal or a launcher sends to the whole process group (Ctrl-C, SIGTERM):
-the main process finishes its step and saves a checkpoint first, then shuts them down itself.
+is reported the same way; the workers, which also ignore the process group's stop signals, are
+`vatt.data.workers`.
 
 Evaluation reads a dataset once, in order, through the same guarded workers (`read_once`), and streams (the
 packed shards) count their failures with the same `FailureCounter`, so every reader of samples follows one
@@ -20,117 +18,21 @@ policy: skip, log the path, stop above the share.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
-import os
-import random
-import signal
-import threading
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from vatt.data.decode import MediaError
-from vatt.data.failures import CHECK_HINT, DEFAULT_MAX_FAILURE_RATE, Failure, FailureCounter, ReadingTable, check_failure_rate, note_reading
+from vatt.data.failures import CHECK_HINT, DEFAULT_MAX_FAILURE_RATE, Failure, FailureCounter, ReadingTable, check_failure_rate
 from vatt.data.sampler import SampleKey, StepBatchSampler, collate
+from vatt.data.workers import GuardedDataset, SeedWorker, explain_crash, guarded_loader
 from vatt.errors import DataError
 from vatt.ranges import require
 
 log = logging.getLogger("vatt.data")
-
-
-def describe(dataset: Dataset, key: Any) -> str:
-    source = getattr(dataset, "source", None)
-    index = key.index if isinstance(key, SampleKey) else key
-    return source(key) if callable(source) else f"sample {index}"
-
-
-class _Guarded(Dataset):
-    """Runs in the workers: notes what it reads, turns MediaError into a Failure, names the file otherwise."""
-
-    def __init__(self, dataset: Dataset):
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, key: Any) -> dict | Failure:
-        where = describe(self.dataset, key)
-        note_reading(where)
-        try:
-            return self.dataset[key]
-        except MediaError as exc:
-            return Failure(key.index if isinstance(key, SampleKey) else int(key), exc.path, exc.reason)
-        except Exception as exc:
-            raise RuntimeError(f"data loading failed while reading {where}: {type(exc).__name__}: {exc}") from exc
-
-
-def _explain_crash(exc: RuntimeError, table: ReadingTable | None) -> None:
-    if table is not None:
-        table.explain_crash(exc)
-
-
-def _collate_kept(items: list, collate_fn: Callable = collate) -> tuple[Any, list[Failure]]:
-    failures = [item for item in items if isinstance(item, Failure)]
-    kept = [item for item in items if not isinstance(item, Failure)]
-    return (collate_fn(kept) if kept else None), failures
-
-
-class _SeedWorker:
-    """worker_init_fn: numpy and `random` seeded from the worker's torch seed (itself from the loader's
-    seeded generator), so code using global RNGs is reproducible too; records the worker's pid and installs
-    the table of what each worker reads (see `note_reading`); leaves the stop signals to the main process."""
-
-    def __init__(self, table: ReadingTable | None):
-        self.table = table
-
-    def __call__(self, worker_id: int) -> None:
-        seed = torch.initial_seed() % 2**32
-        np.random.seed(seed)
-        random.seed(seed)
-        if self.table is not None:
-            self.table.attach(worker_id)
-        _ignore_group_stop_signals()
-
-
-def _ignore_group_stop_signals() -> None:
-    """In a worker: ignore SIGINT, and SIGTERM unless the main process sends it. A terminal's Ctrl-C, a `kill`
-    of the process group and torchrun's forwarding reach every process of the group, the workers included; a
-    worker that died of them would end the main process's step with an error blaming the file it was reading.
-    The main process's own SIGTERM is the DataLoader's `terminate()` of a worker that does not exit: that one
-    still ends the worker, as torch's worker handler ends it (a Python handler cannot tell who sent a signal,
-    so a thread waits for SIGTERM, blocked everywhere else, and reads its sender)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if not hasattr(signal, "sigwaitinfo"):  # macOS: SIGTERM keeps torch's handler
-        return
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # inherited by every thread started from here
-    threading.Thread(target=_end_on_sigterm_from, args=(os.getppid(),), name="sigterm-from-main",
-                     daemon=True).start()
-
-
-def _end_on_sigterm_from(main_pid: int) -> None:
-    while True:
-        if signal.sigwaitinfo({signal.SIGTERM}).si_pid == main_pid:
-            os._exit(0)
-
-
-def _guarded_loader(dataset: Dataset, batches: Iterable[list], *, num_workers: int, collate_fn: Callable = collate,
-                    generator: torch.Generator | None = None, prefetch_factor: int | None = None,
-                    pin_memory: bool = False) -> tuple[DataLoader, ReadingTable | None]:
-    """A DataLoader over `batches` of keys whose items are samples or `Failure`s, collated as
-    (batch or None, failures), with the table of what each worker reads: (loader, table)."""
-    if not isinstance(num_workers, int) or num_workers < 0:
-        raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
-    table = ReadingTable.for_workers(num_workers)
-    options: dict[str, Any] = {"prefetch_factor": prefetch_factor} if num_workers and prefetch_factor else {}
-    loader = DataLoader(_Guarded(dataset), batch_sampler=batches,
-                        collate_fn=functools.partial(_collate_kept, collate_fn=collate_fn),
-                        num_workers=num_workers, worker_init_fn=_SeedWorker(table), generator=generator,
-                        pin_memory=pin_memory, **options)
-    return loader, table
 
 
 def _concatenated(batch: dict, extra: dict) -> dict:
@@ -213,7 +115,7 @@ class Batches:
         try:
             batch, failures = next(self._iterator)
         except RuntimeError as exc:
-            _explain_crash(exc, self._table)
+            explain_crash(exc, self._table)
             raise
         for failure in failures:
             self.counter.add(failure.index, failure.path, failure.reason, check=False)
@@ -249,14 +151,14 @@ class OnePass:
     def __iter__(self) -> Iterator[tuple[list[int], Any]]:
         size = len(self.dataset)
         keys = [list(range(start, min(start + self.batch_size, size))) for start in range(0, size, self.batch_size)]
-        loader, table = _guarded_loader(self.dataset, keys, num_workers=self.num_workers,
+        loader, table = guarded_loader(self.dataset, keys, num_workers=self.num_workers,
                                         collate_fn=self.collate_fn)
         iterator = iter(loader)
         for batch_keys in keys:  # the loader keeps the order of its batches
             try:
                 batch, failures = next(iterator)
             except RuntimeError as exc:
-                _explain_crash(exc, table)
+                explain_crash(exc, table)
                 raise
             for failure in failures:
                 self.counter.add(failure.index, failure.path, failure.reason, check=False)
@@ -289,7 +191,7 @@ def _stream_batches(dataset: IterableDataset, *, batch_size: int, start_step: in
     epoch = start_step // steps_per_epoch
     table = ReadingTable.for_workers(num_workers)
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate, drop_last=drop_last,
-                        num_workers=num_workers, worker_init_fn=_SeedWorker(table), generator=generator)
+                        num_workers=num_workers, worker_init_fn=SeedWorker(table), generator=generator)
     while True:
         dataset.set_epoch(epoch)
         batches = 0
@@ -303,7 +205,7 @@ def _stream_batches(dataset: IterableDataset, *, batch_size: int, start_step: in
                 raise DataError(str(exc).rsplit(marker, 1)[1].strip()) from None
             raise
         except RuntimeError as exc:  # a worker killed outright: name the shard sample it was reading
-            _explain_crash(exc, table)
+            explain_crash(exc, table)
             raise
         if not batches:  # an empty epoch would be followed by empty epochs forever: a silent hang
             raise DataError(_empty_stream_message(dataset, epoch, batch_size, num_workers, drop_last))
@@ -365,10 +267,10 @@ def make_loader(dataset: Dataset, *, batch_size: int, seed: int = 0, start_step:
     sampler = StepBatchSampler(len(dataset), batch_size, seed=seed, start_step=start_step, drop_last=drop_last,
                                num_steps=num_steps, keyed=True)
     batches = shard(sampler) if shard is not None else sampler
-    loader, table = _guarded_loader(dataset, batches, num_workers=num_workers, generator=generator,
+    loader, table = guarded_loader(dataset, batches, num_workers=num_workers, generator=generator,
                                     prefetch_factor=prefetch_factor, pin_memory=pin_memory)
     rate = DEFAULT_MAX_FAILURE_RATE if max_failure_rate is None else max_failure_rate
     # its own sampler of the same order: the loader's caches the epoch the workers are being fed, maybe the next
-    refill = _Refill(_Guarded(dataset), StepBatchSampler(len(dataset), batch_size, seed=seed, drop_last=drop_last),
+    refill = _Refill(GuardedDataset(dataset), StepBatchSampler(len(dataset), batch_size, seed=seed, drop_last=drop_last),
                      rank=getattr(batches, "rank", 0), world=getattr(batches, "world", 1))
     return Batches(dataset, loader, rate, table, refill, start_step)

@@ -5,7 +5,7 @@ the run stops, saves a checkpoint and raises `TrainingInterrupted`. A second Ctr
 `python -m vatt.run` ends with one line and exit code 130, whichever signal asked.
 
 Ctrl-C in a terminal signals the whole process group, DataLoader workers included, and torchrun forwards the
-signals it gets to each rank's group: the workers ignore them (vatt.data.loader), so only the main process
+signals it gets to each rank's group: the workers ignore them (vatt.data.workers), so only the main process
 decides when the data stops.
 """
 from __future__ import annotations

@@ -143,7 +143,7 @@ class Loop:
             self.deferred.start()
         with self.stop_requests if self.handle_signals else contextlib.nullcontext():
             # DataLoader workers start here, under the stop handlers: a Ctrl-C that reaches one before its init
-            # makes it ignore stop signals (vatt.data.loader) only sets a flag in its copy of the handlers
+            # makes it ignore stop signals (vatt.data.workers) only sets a flag in its copy of the handlers
             batches = self.batches(self.start_step)
             for step in range(self.start_step, run.steps):
                 batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v

@@ -16,8 +16,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from vatt.data.loader import describe, make_loader
+from vatt.data.loader import make_loader
 from vatt.data.sampler import StepBatchSampler
+from vatt.data.workers import describe
 from vatt.engine import distributed, speed
 from vatt.engine.parallel import data_parallel
 from vatt.engine.trainer import Loop
