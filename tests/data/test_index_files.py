@@ -8,7 +8,6 @@ import pytest
 from vatt.data.datasets.index_files import csv_records, csv_rows, json_document, json_mapping, reading, text_lines
 from vatt.errors import ConfigError
 from vatt.registry import build
-from vatt.testing.replicas import REPLICAS
 
 
 def write(path: Path, data: bytes) -> Path:
@@ -88,17 +87,11 @@ CORRUPTIONS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def replicas(tmp_path_factory):
-    root = tmp_path_factory.mktemp("layouts")
-    return {name: (root / name, REPLICAS[name](root / name)) for name in {layout for layout, *_ in CORRUPTIONS}}
-
-
 @pytest.mark.parametrize("layout, index_file, content, line", CORRUPTIONS,
                          ids=[f"{layout}-{Path(file).name}-{n}" for n, (layout, file, *_) in enumerate(CORRUPTIONS)])
 def test_a_malformed_index_file_is_a_config_error_naming_the_node_the_file_and_the_line(
-        replicas, tmp_path, layout, index_file, content, line):
-    source, node = replicas[layout]
+        layout_replicas, tmp_path, layout, index_file, content, line):
+    source, node = layout_replicas[layout]
     copy = tmp_path / layout
     shutil.copytree(source, copy)
     write(copy / index_file, content)

@@ -5,13 +5,12 @@ import torch
 from vatt.data.sampler import SampleKey, collate
 from vatt.errors import ConfigError
 from vatt.registry import build
-from vatt.testing.replicas import REPLICAS, SMALL_CLIPS
+from vatt.testing.replicas import SMALL_CLIPS
 
 
 @pytest.fixture(scope="module")
-def replicas(tmp_path_factory):
-    root = tmp_path_factory.mktemp("layouts")
-    return {name: make(root / name) for name, make in REPLICAS.items() if name not in ("manifest", "mixture", "shards")}
+def replicas(layout_replicas):
+    return {name: node for name, (_, node) in layout_replicas.items()}
 
 
 def dataset(replicas, name, **changes):
