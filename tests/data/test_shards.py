@@ -3,6 +3,8 @@ import io
 import json
 import logging
 import os
+import re
+import shutil
 import signal
 import tarfile
 
@@ -16,7 +18,8 @@ from vatt.data.datasets.manifest import ManifestDataset
 from vatt.data.loader import make_loader
 from vatt.data.pack import pack_manifest
 from vatt.data.sampler import collate
-from vatt.errors import DataError
+from vatt.errors import ConfigError, DataError
+from vatt.registry import build
 from vatt.testing.replicas import REPLICAS
 
 PACK = dict(fps=10, size=24, audio_rate=8000, clips_per_shard=2)
@@ -202,6 +205,23 @@ def test_a_rank_without_shards_stops_with_the_counts_instead_of_hanging(packed, 
                                         r"DataLoader workers = 3 readers.*get no shard"):
         next(make_loader(dataset, batch_size=1))
     assert "reader 2 of 3 (ranks x DataLoader workers) gets none of the 2 shards" in caplog.text
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda index: {k: v for k, v in index.items() if k != "params"}, "no 'params' here"),
+    (lambda index: {**index, "clips": "three"}, "invalid literal for int() with base 10: 'three'")])
+def test_an_index_edited_by_hand_is_an_error_naming_it_and_what_it_lacks(packed, tmp_path, edit, message):
+    folder, kwargs, _ = packed
+    copy = tmp_path / "packed"
+    shutil.copytree(folder, copy)
+    index = json.loads((copy / "index.json").read_text())
+    (copy / "index.json").write_text(json.dumps(edit(index)))
+    node = {"type": "shards", "root": str(copy), "vocabulary": kwargs["vocabulary"], **READ}
+    with pytest.raises(ConfigError, match=rf"data.train \(shards\): {copy / 'index.json'}: {re.escape(message)}"):
+        build("datasets", node, "data.train")
+    (copy / "index.json").write_text('{"clips": 3,\n "params": }')
+    with pytest.raises(ConfigError, match=rf"{copy / 'index.json'}:2: not valid JSON"):
+        build("datasets", node, "data.train")
 
 
 def test_pack_command(tmp_path, capsys):

@@ -27,6 +27,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from vatt.data.captions import Caption
 from vatt.data.datasets.base import ClipEntry, SampleMaker, settings_from, tokenizer_for, with_clip_settings
+from vatt.data.datasets.index_files import json_mapping, reading
 from vatt.data.decode import EPSILON, MediaError, MediaInfo, pick_frames
 from vatt.data.failures import DEFAULT_MAX_FAILURE_RATE, FailureCounter, check_failure_rate, note_reading
 from vatt.data.pack import INDEX, frame_member
@@ -222,17 +223,21 @@ class ShardDataset(SampleMaker, IterableDataset):
         folder = Path(root)
         if not (folder / INDEX).is_file():
             raise ValueError(f"shards: {folder} has no {INDEX}; pack a manifest there with `python -m vatt.data pack`")
-        index = json.loads((folder / INDEX).read_text())
-        params = index["params"]
-        settings = settings_from(clip, split_is_train=True, fps=params["fps"], audio_rate=params["audio_rate"])
-        if settings.audio_rate != params["audio_rate"]:
-            raise ValueError(f"audio_rate must be the packed rate {params['audio_rate']}, got {settings.audio_rate}")
-        tokenizer = tokenizer_for(vocabulary, max_words, f"shards {root}") if index["captioned"] else None
-        super().__init__(settings, name=f"shards {root}", class_names=index["classes"] or None,
-                         multi_label=index["multi_label"], tokenizer=tokenizer, candidates=candidates)
-        self.shards = [folder / s["file"] for s in index["shards"] if s["clips"]]
-        self.clips_in = {folder / s["file"]: s["clips"] for s in index["shards"]}
-        self.num_clips = index["clips"]
+        index = json_mapping(folder / INDEX, "shards: the index")
+        with reading(str(folder / INDEX)):  # written by `pack`; one edited by hand may lack what it holds
+            fps, audio_rate = index["params"]["fps"], index["params"]["audio_rate"]
+            captioned, classes, multi_label = index["captioned"], index["classes"], index["multi_label"]
+            clips_in = {folder / s["file"]: int(s["clips"]) for s in index["shards"]}
+            num_clips = int(index["clips"])
+        settings = settings_from(clip, split_is_train=True, fps=fps, audio_rate=audio_rate)
+        if settings.audio_rate != audio_rate:
+            raise ValueError(f"audio_rate must be the packed rate {audio_rate}, got {settings.audio_rate}")
+        tokenizer = tokenizer_for(vocabulary, max_words, f"shards {root}") if captioned else None
+        super().__init__(settings, name=f"shards {root}", class_names=classes or None,
+                         multi_label=multi_label, tokenizer=tokenizer, candidates=candidates)
+        self.shards = [path for path, clips in clips_in.items() if clips]
+        self.clips_in = clips_in
+        self.num_clips = num_clips
         self.shuffle_buffer = shuffle_buffer
         self.seed = seed
         self.max_failure_rate = max_failure_rate
