@@ -18,7 +18,7 @@ from typing import Any
 
 from vatt.data.captions import Caption
 from vatt.data.datasets.base import ClipDataset, ClipEntry, settings_from, sorted_classes, tokenizer_for, with_clip_settings
-from vatt.data.datasets.index_files import csv_records, require_file, text_lines, utf8_lines
+from vatt.data.datasets.index_files import csv_records, require_file, text_lines
 from vatt.messages import shown
 from vatt.registry import register
 
@@ -75,14 +75,12 @@ def read_manifest(path: str | Path, root: str | Path | None = None) -> list[Clip
                    for where, row in csv_records(path, "manifest", ("video",))]
         return [entry_from_record(record, folder, where) for where, record in records]
     entries = []
-    for number, line in enumerate(utf8_lines(path), 1):
-        if not line.strip():
-            continue
+    for where, line in text_lines(path, "manifest"):
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{number}: not a JSON object: {exc}") from None
-        entries.append(entry_from_record(record, folder, f"{path}:{number}"))
+            raise ValueError(f"{where}: not a JSON object: {exc}") from None
+        entries.append(entry_from_record(record, folder, where))
     return entries
 
 
